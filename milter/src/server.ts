@@ -1,0 +1,340 @@
+/**
+ * The milter server: accepts MTA connections on a unix or TCP socket and runs one {@link MilterSession}
+ * per connection. This is the only module with sockets and timers.
+ *
+ * Every reply to one command leaves in a single write, and TCP_NODELAY is set: a filter that writes its
+ * end-of-message replies as several small segments meets Nagle's algorithm against the MTA's delayed
+ * ACK and stalls about 40 ms per message on loopback TCP.
+ */
+import { EventEmitter } from 'node:events';
+import { chmod, lstat, unlink } from 'node:fs/promises';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { formatMilterAddress, parseMilterAddress, type MilterAddress } from './address.ts';
+import { decodeCommand, type Command } from './codec/commands.ts';
+import { FrameDecoder } from './codec/frame-decoder.ts';
+import { encodeResponse, type Response } from './codec/responses.ts';
+import { MilterProtocolError, MilterUsageError } from './errors.ts';
+import { silentLogger, withContext, type MilterLogger } from './logger.ts';
+import type { MilterDefinition } from './milter.ts';
+import { MilterSession } from './session.ts';
+
+/** Options of {@link MilterServer}. Every limit has a documented default. */
+export interface MilterServerOptions {
+  /** Where to listen: `unix:/path`, `inet:PORT@HOST`, `inet:HOST:PORT`, `inet6:PORT@HOST` (port 0: any free port). */
+  listen: string;
+  /** Permissions of a unix socket (default 0o660: the MTA's group may connect, nobody else). */
+  socketMode?: number;
+  /** Largest frame accepted from the MTA, in bytes (default 1 MiB + 1: the largest chunk an MTA may negotiate, plus the command byte). */
+  maxFrameSize?: number;
+  /** Body bytes kept in memory per message before spilling to disk, for filters that collect bodies (default 1 MiB). */
+  maxBufferedBody?: number;
+  /** Directory for spilled bodies (default: the system temporary directory). */
+  spoolDirectory?: string;
+  /** Milliseconds without traffic after which a connection is closed (default 15 minutes). */
+  idleTimeout?: number;
+  /** Milliseconds between progress replies while an end-of-message handler runs (default 10 s). */
+  progressInterval?: number;
+  /** Replies larger than this many bytes are written in several writes, with back-pressure (default 256 KiB). */
+  writeBatchBytes?: number;
+  logger?: MilterLogger;
+}
+
+/** Defaults of the limits, exported for documentation and tests. */
+export const SERVER_DEFAULTS = {
+  socketMode: 0o660,
+  maxFrameSize: 1024 * 1024 + 1,
+  maxBufferedBody: 1024 * 1024,
+  idleTimeout: 15 * 60 * 1000,
+  progressInterval: 10_000,
+  writeBatchBytes: 256 * 1024,
+} as const;
+
+const PROGRESS_FRAME = encodeResponse({ kind: 'progress' });
+
+/** Serves one filter definition on one socket. Events: 'connection' (id), 'connectionClosed' (id, reason). */
+export class MilterServer extends EventEmitter {
+  private readonly server: Server;
+  private readonly connections = new Map<string, Connection>();
+  private nextId = 1;
+  private draining = false;
+  private boundAddress: MilterAddress | undefined;
+  private readonly log: MilterLogger;
+
+  private constructor(
+    private readonly definition: MilterDefinition,
+    private readonly options: MilterServerOptions,
+  ) {
+    super();
+    this.log = withContext(options.logger ?? silentLogger, { milter: definition.name });
+    this.server = createServer((socket) => this.accept(socket));
+  }
+
+  /** Starts a server; resolves once it listens. */
+  static async start(definition: MilterDefinition, options: MilterServerOptions): Promise<MilterServer> {
+    const server = new MilterServer(definition, options);
+    await server.listen(parseMilterAddress(options.listen));
+    return server;
+  }
+
+  /** The address actually listened on (with the real port when 0 was asked), in Postfix's syntax. */
+  get address(): string {
+    if (this.boundAddress === undefined) throw new MilterUsageError('invalid-option', 'server is not listening');
+    return formatMilterAddress(this.boundAddress);
+  }
+
+  /** Open MTA connections. */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Messages being processed right now (between MAIL and the end of the message). */
+  get transactionsInFlight(): number {
+    let count = 0;
+    for (const connection of this.connections.values()) if (connection.inTransaction) count++;
+    return count;
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, close idle connections at once, let connections inside a
+   * transaction finish it, and destroy whatever is still open after `timeout` ms (default 30 s).
+   */
+  async close(timeout = 30_000): Promise<void> {
+    this.draining = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const connection of this.connections.values()) connection.drain();
+    const deadline = setTimeout(() => {
+      for (const connection of this.connections.values()) connection.destroy('shutdown timeout');
+    }, timeout);
+    try {
+      while (this.connections.size > 0) await new Promise((resolve) => this.once('connectionClosed', resolve));
+    } finally {
+      clearTimeout(deadline);
+    }
+    await closed;
+    if (this.boundAddress?.kind === 'unix') await unlink(this.boundAddress.path).catch(() => undefined);
+  }
+
+  private async listen(address: MilterAddress): Promise<void> {
+    if (address.kind === 'unix') await removeStaleSocket(address.path);
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      const done = (): void => {
+        this.server.off('error', reject);
+        resolve();
+      };
+      if (address.kind === 'unix') this.server.listen(address.path, done);
+      else this.server.listen({ port: address.port, host: address.host, ipv6Only: address.family === 6 }, done);
+    });
+    this.server.on('error', (error) => this.log.error('server error', { error: error.message }));
+    if (address.kind === 'unix') {
+      await chmod(address.path, this.options.socketMode ?? SERVER_DEFAULTS.socketMode);
+      this.boundAddress = address;
+    } else {
+      const bound = this.server.address();
+      const port = typeof bound === 'object' && bound !== null ? bound.port : address.port;
+      this.boundAddress = { ...address, port };
+    }
+    this.log.info('listening', { address: this.address });
+  }
+
+  private accept(socket: Socket): void {
+    if (this.draining) {
+      socket.destroy();
+      return;
+    }
+    const id = `c${this.nextId++}`;
+    const connection = new Connection(id, socket, this.definition, this.options, this.log, (reason) => {
+      this.connections.delete(id);
+      this.emit('connectionClosed', id, reason);
+    });
+    this.connections.set(id, connection);
+    this.emit('connection', id);
+  }
+}
+
+/** Removes a unix socket file left by a process that is gone; refuses to touch anything else. */
+async function removeStaleSocket(path: string): Promise<void> {
+  const stat = await lstat(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (stat === undefined) return;
+  if (!stat.isSocket()) throw new MilterUsageError('invalid-option', `${path} exists and is not a socket; not removing it`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) throw new MilterUsageError('invalid-option', `another process is listening on ${path}`);
+  await unlink(path);
+}
+
+/** One MTA connection: frames in, session, replies out. */
+class Connection {
+  private readonly decoder: FrameDecoder;
+  private readonly session: MilterSession;
+  private readonly log: MilterLogger;
+  private readonly queue: Buffer[] = [];
+  private busy = false;
+  private closing = false;
+  private draining = false;
+  private closeReason = 'closed by MTA';
+
+  constructor(
+    readonly id: string,
+    private readonly socket: Socket,
+    definition: MilterDefinition,
+    private readonly options: MilterServerOptions,
+    serverLog: MilterLogger,
+    private readonly onClosed: (reason: string) => void,
+  ) {
+    const peer = socket.remoteAddress === undefined ? 'unix' : `${socket.remoteAddress}:${socket.remotePort}`;
+    this.log = withContext(serverLog, { conn: id });
+    this.decoder = new FrameDecoder({ maxFrameSize: options.maxFrameSize ?? SERVER_DEFAULTS.maxFrameSize });
+    this.session = new MilterSession(definition, {
+      connectionId: id,
+      logger: serverLog,
+      maxBufferedBody: options.maxBufferedBody ?? SERVER_DEFAULTS.maxBufferedBody,
+      ...(options.spoolDirectory === undefined ? {} : { spoolDirectory: options.spoolDirectory }),
+    });
+    socket.setNoDelay(true);
+    socket.setTimeout(options.idleTimeout ?? SERVER_DEFAULTS.idleTimeout);
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('end', () => this.peerEnded());
+    socket.on('timeout', () => this.destroy('idle timeout'));
+    socket.on('error', (error) => {
+      this.closeReason = `socket error: ${error.message}`;
+    });
+    socket.on('close', () => void this.closed());
+    this.log.debug('connection opened', { peer });
+  }
+
+  get inTransaction(): boolean {
+    return this.session.inTransaction || this.busy;
+  }
+
+  /** Shutdown: close now if between messages, else after the current message. */
+  drain(): void {
+    this.draining = true;
+    if (!this.inTransaction && this.queue.length === 0) this.destroy('shutdown');
+  }
+
+  destroy(reason: string): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.closeReason = reason;
+    this.socket.destroy();
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.closing) return;
+    this.queue.push(chunk);
+    // Back-pressure: stop reading while commands are being processed, so a fast MTA cannot make us queue.
+    if (this.busy) this.socket.pause();
+    else void this.process();
+  }
+
+  private peerEnded(): void {
+    try {
+      this.decoder.end();
+    } catch (error) {
+      this.protocolError(error as MilterProtocolError);
+      return;
+    }
+    this.destroy(this.session.finished ? 'quit' : 'closed by MTA');
+  }
+
+  private async process(): Promise<void> {
+    this.busy = true;
+    try {
+      while (this.queue.length > 0 && !this.closing) {
+        const chunk = this.queue.shift() as Buffer;
+        for (const frame of this.decoder.push(chunk)) {
+          await this.execute(decodeCommand(frame));
+          if (this.closing) return;
+          if (this.session.finished) {
+            this.destroy('quit');
+            return;
+          }
+        }
+      }
+    } catch (error) {
+      if (error instanceof MilterProtocolError) this.protocolError(error);
+      else {
+        this.log.error('internal error', { error: error instanceof Error ? error.message : String(error) });
+        this.destroy('internal error');
+      }
+      return;
+    } finally {
+      this.busy = false;
+    }
+    if (this.draining && !this.session.inTransaction) this.destroy('shutdown');
+    else this.socket.resume();
+  }
+
+  private async execute(command: Command): Promise<void> {
+    const replies = this.session.handle(command);
+    let next: Promise<IteratorResult<Response, void>> = replies.next();
+    let first: IteratorResult<Response, void>;
+    if (command.kind === 'eom') {
+      // Keep the MTA's content timeout from firing while a slow filter works on the message.
+      const interval = this.options.progressInterval ?? SERVER_DEFAULTS.progressInterval;
+      const timer = setInterval(() => this.socket.write(PROGRESS_FRAME), interval);
+      try {
+        first = await next;
+      } finally {
+        clearInterval(timer);
+      }
+    } else {
+      first = await next;
+    }
+    const limit = this.options.writeBatchBytes ?? SERVER_DEFAULTS.writeBatchBytes;
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    for (let result = first; !result.done; result = await next) {
+      const frame = encodeResponse(result.value);
+      batch.push(frame);
+      batchBytes += frame.length;
+      if (batchBytes >= limit) {
+        await this.write(Buffer.concat(batch, batchBytes));
+        batch = [];
+        batchBytes = 0;
+      }
+      next = replies.next();
+    }
+    if (batchBytes > 0) await this.write(batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch, batchBytes));
+  }
+
+  private write(data: Buffer): Promise<void> {
+    if (this.closing || this.socket.destroyed) return Promise.resolve();
+    if (this.socket.write(data)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.once('drain', done);
+      this.socket.once('close', done);
+    });
+  }
+
+  private protocolError(error: MilterProtocolError): void {
+    this.log.warn('protocol error, closing connection', { code: error.code, reason: error.message });
+    this.destroy(`protocol error: ${error.code}`);
+  }
+
+  private async closed(): Promise<void> {
+    this.closing = true;
+    try {
+      await this.session.dispose();
+    } catch (error) {
+      this.log.error('cleanup failed', { error: error instanceof Error ? error.message : String(error) });
+    }
+    this.log.debug('connection closed', { reason: this.closeReason });
+    this.onClosed(this.closeReason);
+  }
+}
