@@ -1,0 +1,67 @@
+/**
+ * A cache in front of a {@link DnsQuerier}: answers (positive and negative) are kept for their DNS TTL, bounded
+ * above; concurrent lookups of the same question share one network query. Failures are never cached: the next
+ * lookup asks again.
+ */
+import { LRUCache } from 'lru-cache';
+import { DnsError } from './errors.ts';
+import { normaliseQueryName, type Question } from './message.ts';
+import type { CacheInfo, DnsQuerier, DnsResponse } from './transport.ts';
+
+/** Size and TTL bounds of a {@link CachingResolver}. */
+export interface CacheOptions {
+  /** Most questions kept; the least recently used go first. Default 10000. */
+  readonly maxEntries?: number;
+  /** Upper bound on a positive answer's lifetime, seconds. Default 86400. */
+  readonly maxTtlSeconds?: number;
+  /** Upper bound on a negative answer's lifetime, seconds (RFC 2308 §5 suggests 1–3 hours). Default 3600. */
+  readonly maxNegativeTtlSeconds?: number;
+  /** Clock for TTLs, milliseconds; tests pass a fake one. It must not return 0. Default `performance`. */
+  readonly perf?: { now(): number };
+}
+
+/** Caches DNS outcomes by TTL and coalesces concurrent identical lookups. */
+export class CachingResolver implements DnsQuerier {
+  readonly #cache: LRUCache<string, DnsResponse, Question>;
+
+  /**
+   * @param upstream what to ask on a miss
+   * @param options bounds; see {@link CacheOptions}
+   */
+  constructor(upstream: DnsQuerier, options: CacheOptions = {}) {
+    const maxTtl = options.maxTtlSeconds ?? 86400;
+    const maxNegativeTtl = options.maxNegativeTtlSeconds ?? 3600;
+    this.#cache = new LRUCache<string, DnsResponse, Question>({
+      max: options.maxEntries ?? 10000,
+      // Read the clock on every check instead of caching it for a millisecond: exact, and no timer per lookup.
+      ttlResolution: 0,
+      ...(options.perf ? { perf: options.perf } : {}),
+      fetchMethod: async (_key, _stale, { options: entry, context }) => {
+        const response = await upstream.query(context.name, context.type);
+        const bound = response.outcome === 'answer' ? maxTtl : maxNegativeTtl;
+        // lru-cache reads a TTL of 0 as "forever"; 1 ms is the closest to RFC 1035's "do not cache".
+        entry.ttl = Math.max(1, Math.min(response.ttl, bound) * 1000);
+        return response;
+      },
+    });
+  }
+
+  /** {@inheritDoc DnsQuerier.query} */
+  async query(name: string, type: number): Promise<DnsResponse> {
+    const question: Question = { name: normaliseQueryName(name), type };
+    const key = `${type}/${question.name}`;
+    const status: LRUCache.Status<string, DnsResponse, Question> = {};
+    const response = await this.#cache.fetch(key, { context: question, status });
+    if (!response) throw new DnsError('DNS_BAD_RESPONSE', `no cached or fetched answer for ${question.name}`);
+    const cache: CacheInfo = {
+      state: status.fetch === 'hit' ? 'hit' : status.fetch === 'inflight' ? 'coalesced' : 'miss',
+      remainingMs: Math.max(0, this.#cache.getRemainingTTL(key)),
+    };
+    return { ...response, cache };
+  }
+
+  /** Forgets every cached answer. */
+  clear(): void {
+    this.#cache.clear();
+  }
+}
