@@ -1,0 +1,51 @@
+/**
+ * Sign-then-encrypt of a MIME entity into one OpenPGP message (RFC 3156 §6.2): a one-pass
+ * signature by the site key and a binary literal packet inside SEIPDv1, encrypted to every
+ * recipient key. Plaintext given as a stream is encrypted as a stream (openpgp.js Web streams).
+ */
+import { createMessage, encrypt, type PrivateKey, type PublicKey, type SessionKey } from 'openpgp';
+import { pgpConfig, type Compression } from './config.ts';
+import { errorMessage, PgpError } from './errors.ts';
+import { iterableToWebStream } from './web-stream.ts';
+
+/** Inputs of {@link signAndEncrypt}. */
+export interface SignAndEncryptInput {
+  /** The CRLF-canonical inner entity, whole or streamed. */
+  readonly plaintext: Uint8Array | AsyncIterable<Uint8Array>;
+  readonly signingKey: PrivateKey;
+  readonly encryptionKeys: readonly PublicKey[];
+  /** Signature and literal-packet time. */
+  readonly date: Date;
+  /** A fixed session key (tests only; a fresh random key is generated otherwise). */
+  readonly sessionKey?: SessionKey;
+  readonly deterministicSignatures?: boolean;
+  readonly compression?: Compression;
+}
+
+/**
+ * Signs and encrypts; yields the binary OpenPGP message (as one chunk for whole input, streamed
+ * for streamed input).
+ */
+export async function signAndEncrypt(input: SignAndEncryptInput): Promise<AsyncIterable<Uint8Array>> {
+  try {
+    // Binary literal data: a text literal would turn CRLF into LF (and back only approximately).
+    const data = input.plaintext instanceof Uint8Array ? input.plaintext : iterableToWebStream(input.plaintext);
+    const message = await createMessage({ binary: data, date: input.date, format: 'binary' });
+    const encrypted = await encrypt({
+      message,
+      encryptionKeys: [...input.encryptionKeys],
+      signingKeys: input.signingKey,
+      format: 'binary',
+      date: input.date,
+      ...(input.sessionKey === undefined ? {} : { sessionKey: input.sessionKey }),
+      config: pgpConfig({ deterministicSignatures: input.deterministicSignatures ?? false, compression: input.compression ?? 'none' }),
+    });
+    return encrypted instanceof Uint8Array ? single(encrypted) : encrypted;
+  } catch (error) {
+    throw new PgpError('ENCRYPT_FAILED', `sign and encrypt failed: ${errorMessage(error)}`, { cause: error });
+  }
+}
+
+async function* single(chunk: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield chunk;
+}
