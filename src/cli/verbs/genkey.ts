@@ -1,5 +1,5 @@
 /** `muse-milter genkey`: a new site key, its files, and the DNS records to publish (cf. opendkim-genkey). */
-import { formatZoneRecords, generateSiteKey, siteKeyZoneRecords, writeSiteKeyFiles } from '../../keys/index.ts';
+import { provisionSiteKey } from '../../keys/index.ts';
 import { COMMON_OPTIONS, RECORD_OPTIONS, domainOption, keyDirOption, recordOptions } from '../options.ts';
 import { EXIT, type Verb } from '../verb.ts';
 
@@ -24,15 +24,7 @@ export const genkeyVerb: Verb = {
     const domain = domainOption(args);
     const record = recordOptions(args);
     const dir = keyDirOption(args);
-    const privateKey = await generateSiteKey(domain);
-    const publicKey = privateKey.toPublic();
-    const zone = formatZoneRecords(siteKeyZoneRecords(publicKey, { domain, ...record }));
-    const paths = await writeSiteKeyFiles(
-      dir,
-      domain,
-      { privateArmored: privateKey.armor(), publicArmored: publicKey.armor(), zone },
-      args.values.force === true,
-    );
+    const { paths, zone } = await provisionSiteKey(dir, { domain, ...record }, args.values.force === true);
     io.stderr(`genkey: wrote ${paths.privateKey} (mode 0600), ${paths.publicKey}, ${paths.zone}\n`);
     io.stdout(zone);
     return EXIT.OK;

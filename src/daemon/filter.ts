@@ -1,0 +1,213 @@
+/**
+ * muse-milter's filter: the milter definition and the per-connection handler. It decides the
+ * direction at MAIL, starts key lookups at RCPT (so DNS overlaps the data transfer), and at end of
+ * message hands the collected message to the outbound or inbound path. One summary line per message.
+ */
+import {
+  CONTINUE,
+  defineMilter,
+  deleteHeader,
+  reply,
+  type EndOfMessageResult,
+  type MilterContext,
+  type MilterDefinition,
+  type MilterHandler,
+  type Verdict,
+} from '../../milter/src/index.ts';
+import { messageLine } from '../log/index.ts';
+import type { Direction } from './direction.ts';
+import { failureVerdict } from './failure-actions.ts';
+import { processInbound } from './inbound-message.ts';
+import type { DomainKeys } from './key-service.ts';
+import { groupOf } from './message-plan.ts';
+import { processOutbound, recipientDomain, type MessageOutcome } from './outbound-message.ts';
+import { decideRecipient, type RecipientDecision } from './recipient-policy.ts';
+import { MARKER_HEADER, verifyMarker } from './reinjection-marker.ts';
+import { bareAddress } from './reinjection.ts';
+import type { Runtime } from './runtime.ts';
+
+/** Per-message state, from MAIL to the end of the message. */
+interface MessageState {
+  runtime: Runtime;
+  direction: Direction;
+  directionReason: string;
+  started: number;
+  /** Lookups by recipient domain, started at RCPT. */
+  lookups: Map<string, Promise<DomainKeys>>;
+  /** Decisions already known (lookups that finished), by domain. */
+  decided: Map<string, RecipientDecision>;
+  /** The `defer` strategy: the group of the first accepted recipient. */
+  group: 'encrypted' | 'clear' | undefined;
+}
+
+async function* noBody(): AsyncGenerator<Buffer> {}
+
+class MuseHandler implements MilterHandler {
+  private state: MessageState | undefined;
+
+  constructor(private readonly current: () => Runtime) {}
+
+  mailFrom(ctx: MilterContext): Verdict {
+    this.finish();
+    const runtime = this.current();
+    const client = ctx.client;
+    const decision = runtime.direction.classify({
+      clientAddress: client !== undefined && (client.family === 'inet' || client.family === 'inet6') ? client.address : undefined,
+      daemonName: ctx.macro('{daemon_name}'),
+      authenticatedAs: ctx.macro('{auth_authen}'),
+    });
+    this.state = {
+      runtime,
+      direction: decision.direction,
+      directionReason: decision.reason,
+      started: performance.now(),
+      lookups: new Map(),
+      decided: new Map(),
+      group: undefined,
+    };
+    runtime.metrics?.messagesInFlight.inc();
+    return CONTINUE;
+  }
+
+  async rcptTo(_ctx: MilterContext, recipient: string): Promise<Verdict> {
+    const state = this.state;
+    if (state === undefined || state.direction !== 'outbound') return CONTINUE;
+    const { runtime } = state;
+    const domain = recipientDomain(recipient, runtime.config.site.domain);
+    if (runtime.policy.isLocal(domain) || runtime.policy.policyFor(domain) === 'never') {
+      return this.checkGroup(state, decideRecipient(domain, undefined, runtime.policy));
+    }
+    let lookup = state.lookups.get(domain);
+    if (lookup === undefined) {
+      lookup = runtime.keys.domainKeys(domain);
+      state.lookups.set(domain, lookup);
+      lookup.then(
+        (keys) => state.decided.set(domain, decideRecipient(domain, keys.facts, runtime.policy)),
+        () => undefined,
+      );
+    }
+    if (runtime.config.mixedRecipients.strategy === 'defer') {
+      // Relays that cannot split: settle each recipient now and defer those of another group.
+      const keys = await lookup;
+      return this.checkGroup(state, decideRecipient(domain, keys.facts, runtime.policy));
+    }
+    // An answer from the cache settles within this turn of the event loop: wait that long (never for the
+    // network), so a recipient refused from the cache is refused alone, at RCPT.
+    await Promise.race([lookup.then(() => undefined, () => undefined), new Promise<void>((resolve) => setImmediate(resolve))]);
+    const known = state.decided.get(domain);
+    return known?.kind === 'refuse' && !runtime.config.policy.testing ? reply(known.reply.code, known.reply.enhanced, known.reply.text) : CONTINUE;
+  }
+
+  async endOfMessage(ctx: MilterContext): Promise<EndOfMessageResult> {
+    const state = this.state;
+    if (state === undefined) return { verdict: CONTINUE };
+    const { runtime } = state;
+    const headers = ctx.message.headers;
+    const recipients = ctx.message.recipients;
+    const body = (): AsyncIterable<Buffer> => ctx.message.body?.chunks() ?? noBody();
+    let outcome: MessageOutcome;
+    const strip: ReturnType<typeof deleteHeader>[] = [];
+    try {
+      const markerIndex = headers.findIndex((h) => h.name.toLowerCase() === MARKER_HEADER.toLowerCase());
+      const marker = markerIndex < 0 ? undefined : headers[markerIndex];
+      const check = marker === undefined ? undefined : verifyMarker(runtime.markerSecret, marker.value, recipients.map(bareAddress), Math.floor(runtime.now().getTime() / 1000));
+      if (check?.valid === true) {
+        outcome = { result: { verdict: CONTINUE, modifications: [deleteHeader(MARKER_HEADER, 1)] }, action: 'reinjected', reason: `copy of ${check.fields.queueId}`, keys: [], dnssec: undefined };
+      } else {
+        // A marker we did not make is removed, so it cannot travel on and mislead anyone.
+        if (marker !== undefined) strip.push(deleteHeader(MARKER_HEADER, 1));
+        const size = ctx.message.bodySize + headers.reduce((sum, h) => sum + h.name.length + h.value.length + 3, 0);
+        if (size > runtime.config.limits.maxMessageSize) {
+          const outcomeOf = failureVerdict('oversize', runtime.config.actions.oversize, state.direction === 'outbound' && this.anyProtected(state));
+          outcome = { result: { verdict: outcomeOf.verdict }, action: outcomeOf.applied === 'accept' ? 'unchanged' : outcomeOf.applied, reason: `message of ${size} bytes exceeds limits.maxMessageSize`, keys: [], dnssec: undefined };
+        } else if (state.direction === 'outbound') {
+          outcome = await processOutbound(runtime, {
+            queueId: ctx.macro('i'),
+            sender: ctx.message.sender ?? '<>',
+            recipients,
+            headers,
+            body,
+            lookups: state.lookups,
+            signal: ctx.signal,
+          });
+        } else {
+          outcome = await processInbound(runtime, { headers, body, signal: ctx.signal });
+        }
+      }
+    } catch (error) {
+      const outcomeOf = failureVerdict('internalError', runtime.config.actions.internalError, true);
+      outcome = { result: { verdict: outcomeOf.verdict }, action: outcomeOf.applied, reason: `internal error: ${(error as Error).message}`, keys: [], dnssec: undefined };
+      ctx.log.error('message processing failed', { error: (error as Error).message, stack: (error as Error).stack });
+    }
+    const keeps = outcome.result.verdict.kind === 'continue' || outcome.result.verdict.kind === 'accept';
+    const result: EndOfMessageResult = keeps && strip.length > 0 ? { ...outcome.result, modifications: [...strip, ...(outcome.result.modifications ?? [])] } : outcome.result;
+    this.summary(ctx, state, outcome, recipients);
+    this.finish();
+    return result;
+  }
+
+  abort(): void {
+    this.finish();
+  }
+
+  close(): void {
+    this.finish();
+  }
+
+  /** Whether any recipient looked up so far must never get clear text (for the oversize action). */
+  private anyProtected(state: MessageState): boolean {
+    for (const decision of state.decided.values()) if (decision.kind === 'encrypt' || decision.kind === 'refuse') return true;
+    return [...state.lookups.keys()].some((domain) => state.runtime.policy.policyFor(domain) === 'required');
+  }
+
+  private checkGroup(state: MessageState, decision: RecipientDecision): Verdict {
+    const group = groupOf(decision);
+    if (decision.kind === 'refuse') {
+      return state.runtime.config.policy.testing ? CONTINUE : reply(decision.reply.code, decision.reply.enhanced, decision.reply.text);
+    }
+    if (state.runtime.config.mixedRecipients.strategy !== 'defer' || group === 'refused') return CONTINUE;
+    if (state.group === undefined) state.group = group;
+    if (state.group === group) return CONTINUE;
+    return reply(452, '4.5.3', 'Too many recipients for one message; send to this one in a separate transaction');
+  }
+
+  private summary(ctx: MilterContext, state: MessageState, outcome: MessageOutcome, recipients: readonly string[]): void {
+    const { runtime } = state;
+    const sender = ctx.message.sender === undefined ? '' : bareAddress(ctx.message.sender);
+    messageLine(ctx.log, {
+      queueId: ctx.macro('i'),
+      direction: state.direction,
+      senderDomain: sender.includes('@') ? sender.slice(sender.lastIndexOf('@') + 1).toLowerCase() : undefined,
+      recipientDomains: [...new Set(recipients.map((r) => recipientDomain(r, runtime.config.site.domain)))],
+      action: outcome.action,
+      reason: outcome.reason,
+      keys: outcome.keys,
+      dnssec: outcome.dnssec,
+      durationMs: performance.now() - state.started,
+    });
+    runtime.metrics?.messages.inc({ direction: state.direction, action: outcome.action });
+  }
+
+  private finish(): void {
+    if (this.state === undefined) return;
+    this.state.runtime.metrics?.messagesInFlight.dec();
+    this.state = undefined;
+  }
+}
+
+/** The milter definition of muse-milter; `current` returns the runtime in force (it changes on reload). */
+export function museMilter(current: () => Runtime): MilterDefinition {
+  return defineMilter({
+    name: 'muse-milter',
+    actions: ['addHeaders', 'changeHeaders', 'changeBody', 'deleteRecipients'],
+    observe: ['connect', 'header'],
+    collectBody: true,
+    macros: {
+      Connect: ['j', '{daemon_name}', '{client_addr}'],
+      Mail: ['i', '{auth_authen}', '{auth_type}'],
+      Rcpt: ['{rcpt_mailer}'],
+      EndOfMessage: ['i'],
+    },
+    createHandler: () => new MuseHandler(current),
+  });
+}

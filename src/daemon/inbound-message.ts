@@ -1,0 +1,63 @@
+/**
+ * End of message for inbound mail: decrypt what was encrypted to our site key, verify the sending
+ * site's signature against its DNS key, restore the original message and its protected headers, and
+ * record the verdict in Authentication-Results. Mail that is not for us passes untouched; mail whose
+ * encryption or signature is broken is never silently altered or dropped.
+ */
+import { CONTINUE, replaceBody, type Modification } from '../../milter/src/index.ts';
+import { openInbound, type HeaderField } from '../engine/index.ts';
+import { failureVerdict } from './failure-actions.ts';
+import { editsToModifications } from './header-edits.ts';
+import type { MessageOutcome } from './outbound-message.ts';
+import { disposingChunks } from './output-body.ts';
+import type { Runtime } from './runtime.ts';
+
+/** What the inbound path needs from the message. */
+export interface InboundMessage {
+  headers: readonly HeaderField[];
+  body: () => AsyncIterable<Buffer>;
+  signal: AbortSignal;
+}
+
+/** Processes one inbound message at end of message. */
+export async function processInbound(runtime: Runtime, message: InboundMessage): Promise<MessageOutcome> {
+  const started = performance.now();
+  const result = await openInbound({
+    headers: message.headers,
+    body: message.body(),
+    siteKeys: runtime.decryptionKeys,
+    senderKeys: (domain) => runtime.keys.senderKeys(domain),
+    authservId: runtime.config.site.domain,
+    unwrapSigned: runtime.config.policy.unwrapSigned,
+    headerEncoding: 'latin1',
+    limits: { maxMessageBytes: runtime.config.limits.maxMessageSize, maxHeaderBytes: runtime.config.limits.maxHeaderBytes },
+    now: runtime.now,
+  });
+  switch (result.kind) {
+    case 'unchanged':
+      return { result: { verdict: CONTINUE }, action: 'unchanged', reason: result.reason, keys: [], dnssec: undefined };
+    case 'limit-exceeded': {
+      // Accepting here keeps the message exactly as it came (still encrypted): nothing is lost.
+      const outcome = failureVerdict('oversize', runtime.config.actions.oversize, false);
+      return { result: { verdict: outcome.verdict }, action: outcome.applied === 'accept' ? 'unchanged' : outcome.applied, reason: `limit ${result.limit} (${result.max})`, keys: [], dnssec: undefined };
+    }
+    case 'failed': {
+      const outcome = failureVerdict('cryptoError', runtime.config.actions.cryptoError, false);
+      return { result: { verdict: outcome.verdict }, action: outcome.applied === 'accept' ? 'unchanged' : outcome.applied, reason: result.error.message, keys: [], dnssec: undefined };
+    }
+    case 'annotated':
+    case 'opened': {
+      runtime.metrics?.cryptoSeconds.observe({ operation: result.kind === 'opened' ? 'decrypt+verify' : 'verify' }, (performance.now() - started) / 1000);
+      const modifications: Modification[] = editsToModifications(result.headerEdits);
+      if (result.kind === 'opened') modifications.push(replaceBody(disposingChunks(result.body, message.signal)));
+      const verdict = result.verdict;
+      return {
+        result: { verdict: CONTINUE, modifications },
+        action: result.kind === 'opened' ? (verdict.encrypted ? 'decrypted' : 'unwrapped') : 'verified',
+        reason: `${verdict.result} (${verdict.reason})${verdict.domain === null ? '' : ` from ${verdict.domain}`}`,
+        keys: verdict.fingerprint === null ? [] : [verdict.fingerprint],
+        dnssec: verdict.dnssec ?? undefined,
+      };
+    }
+  }
+}

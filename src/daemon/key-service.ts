@@ -1,0 +1,74 @@
+/**
+ * Everything the daemon asks about other sites' keys: one lookup gives the DNS answer, the pin
+ * evaluation (and its update, persisted), and the outlook, from which the recipient policy decides.
+ */
+import type { PublicKey } from 'openpgp';
+import type { SiteKeyFinder, SiteKeyLookup } from '../keys/index.ts';
+import { evaluatePin, type PinEvaluation, type PinStore } from '../pins/index.ts';
+import { domainOutlook, type DomainOutlook } from '../policy/domain-outlook.ts';
+import type { DomainFacts } from './recipient-policy.ts';
+
+/** The result of looking a domain up, with everything a message plan and a log line need. */
+export interface DomainKeys {
+  domain: string;
+  lookup: SiteKeyLookup;
+  pin: PinEvaluation;
+  outlook: DomainOutlook;
+  facts: DomainFacts;
+  /** Usable keys by fingerprint, for building the encryption recipient list. */
+  keys: ReadonlyMap<string, PublicKey>;
+  /** Milliseconds the lookup took (cache hits are fast). */
+  elapsedMs: number;
+}
+
+/** Observers for metrics; all optional. */
+export interface KeyServiceHooks {
+  lookupDone?(domain: string, seconds: number, cached: boolean): void;
+  pinStoreFailed?(domain: string, error: Error): void;
+}
+
+/** Looks up domains' keys and keeps the pins up to date. */
+export class KeyService {
+  constructor(
+    private readonly finder: SiteKeyFinder,
+    private readonly pins: PinStore | undefined,
+    private readonly now: () => Date = () => new Date(),
+    private readonly hooks: KeyServiceHooks = {},
+  ) {}
+
+  /** Looks a domain up. Never throws for DNS trouble: that is a `temporary-failure` lookup. */
+  async domainKeys(domain: string): Promise<DomainKeys> {
+    const started = performance.now();
+    const now = this.now();
+    const lookup = await this.finder.findSiteKeys(domain, now);
+    const stored = this.pins?.get(lookup.domain);
+    const pin = this.pins === undefined ? evaluatePin(undefined, { ...lookup, policy: null }, now) : evaluatePin(stored, lookup, now);
+    if (this.pins !== undefined && pin.update.kind !== 'keep') {
+      // A pin write that fails must not lose the message: the pin is advisory state, the mail goes on.
+      await this.pins.apply(lookup.domain, pin.update).catch((error: Error) => this.hooks.pinStoreFailed?.(lookup.domain, error));
+    }
+    const outlook = domainOutlook({ lookup, pin });
+    const keys = new Map(lookup.keys.map((k) => [k.fingerprint, k.key as PublicKey]));
+    const elapsedMs = performance.now() - started;
+    this.hooks.lookupDone?.(lookup.domain, elapsedMs / 1000, lookup.sources.length > 0 && lookup.sources.every((s) => s.cache?.state === 'hit'));
+    return {
+      domain: lookup.domain,
+      lookup,
+      pin,
+      outlook,
+      facts: { outlook, dnssec: lookup.dnssec, pinned: pin.pin !== null },
+      keys,
+      elapsedMs,
+    };
+  }
+
+  /**
+   * The keys to verify a sending site's signature with (inbound): the keys the site publishes now.
+   * `null` when the site publishes none or DNS failed (the engine then reports `none`/`temperror`).
+   */
+  async senderKeys(domain: string): Promise<{ keys: PublicKey[]; dnssec: boolean } | null> {
+    const lookup = await this.finder.findSiteKeys(domain, this.now());
+    if (lookup.status !== 'found') return null;
+    return { keys: lookup.keys.map((k) => k.key as PublicKey), dnssec: lookup.dnssec };
+  }
+}

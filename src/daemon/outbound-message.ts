@@ -1,0 +1,189 @@
+/**
+ * End of message for outbound mail: decide per recipient domain, then encrypt once to every keyed
+ * recipient, sign (or leave) the clear-text version for the rest, and — when both versions are
+ * needed — keep the encrypted one on the original transaction and re-inject the clear one as a copy.
+ * The original is acknowledged only after the copy was accepted; otherwise the whole message is
+ * refused temporarily, so nothing is lost and nothing is delivered twice.
+ */
+import type { PublicKey } from 'openpgp';
+import { CONTINUE, deleteRecipient, replaceBody, reply, type EndOfMessageResult, type Modification } from '../../milter/src/index.ts';
+import { protectOutbound, type HeaderField, type OutboundResult } from '../engine/index.ts';
+import { failureVerdict } from './failure-actions.ts';
+import { editsToModifications } from './header-edits.ts';
+import type { DomainKeys } from './key-service.ts';
+import { planMessage, type PlannedRecipient, type RecipientGroup } from './message-plan.ts';
+import { disposingChunks } from './output-body.ts';
+import { decideRecipient } from './recipient-policy.ts';
+import { submitCopy } from './reinjection.ts';
+import type { Runtime } from './runtime.ts';
+import { normalDomain } from './runtime.ts';
+
+/** What the outbound path needs from the message. */
+export interface OutboundMessage {
+  queueId: string | undefined;
+  sender: string;
+  recipients: readonly string[];
+  headers: readonly HeaderField[];
+  /** Reads the original body from the start; callable more than once. */
+  body: () => AsyncIterable<Buffer>;
+  /** Lookups started at RCPT time, by domain. */
+  lookups: ReadonlyMap<string, Promise<DomainKeys>>;
+  signal: AbortSignal;
+}
+
+/** The verdict and what the summary line says about it. */
+export interface MessageOutcome {
+  result: EndOfMessageResult;
+  action: string;
+  reason: string;
+  keys: string[];
+  dnssec: boolean | undefined;
+}
+
+/** The domain of an envelope recipient; a bare local part (`<postmaster>`) belongs to our site. */
+export function recipientDomain(recipient: string, siteDomain: string): string {
+  const address = recipient.replace(/^<(.*)>$/, '$1');
+  const at = address.lastIndexOf('@');
+  return normalDomain(at < 0 ? siteDomain : address.slice(at + 1));
+}
+
+/** Whether a domain must never receive clear text: required by the administrator or the site, or pinned. */
+function mustNotGetClearText(runtime: Runtime, domain: string, keys: DomainKeys | undefined): boolean {
+  const admin = runtime.policy.policyFor(domain);
+  if (admin === 'never' || runtime.policy.isLocal(domain)) return false;
+  if (admin === 'required') return true;
+  return keys !== undefined && (keys.facts.pinned || (admin === 'dns' && keys.outlook.policy === 'enforce'));
+}
+
+/** Decides every recipient; starts the lookups RCPT did not start. */
+async function planRecipients(runtime: Runtime, message: OutboundMessage): Promise<{ planned: PlannedRecipient[]; keys: Map<string, DomainKeys> }> {
+  const domains = new Map<string, Promise<DomainKeys> | undefined>();
+  for (const recipient of message.recipients) {
+    const domain = recipientDomain(recipient, runtime.config.site.domain);
+    if (domains.has(domain)) continue;
+    const needsLookup = !runtime.policy.isLocal(domain) && runtime.policy.policyFor(domain) !== 'never';
+    domains.set(domain, needsLookup ? (message.lookups.get(domain) ?? runtime.keys.domainKeys(domain)) : undefined);
+  }
+  const keys = new Map<string, DomainKeys>();
+  for (const [domain, lookup] of domains) if (lookup !== undefined) keys.set(domain, await lookup);
+  const planned = message.recipients.map((recipient) => {
+    const domain = recipientDomain(recipient, runtime.config.site.domain);
+    return { recipient, domain, decision: decideRecipient(domain, keys.get(domain)?.facts, runtime.policy) };
+  });
+  return { planned, keys };
+}
+
+function describeGroups(groups: readonly RecipientGroup[]): string {
+  return groups.map((g) => `${g.kind}${g.kind === 'clear' ? (g.signed ? '+signed' : '') : ''}:${[...new Set(g.recipients.map((r) => r.domain))].join(',')}`).join(' ');
+}
+
+/** Protects one version of the message for a group. */
+async function protect(runtime: Runtime, message: OutboundMessage, group: RecipientGroup, keys: Map<string, DomainKeys>): Promise<OutboundResult | undefined> {
+  if (group.kind === 'clear' && !group.signed) return undefined;
+  const recipientKeys: PublicKey[] = [];
+  if (group.kind === 'encrypted') {
+    for (const fingerprint of group.fingerprints) {
+      for (const domainKeys of keys.values()) {
+        const key = domainKeys.keys.get(fingerprint);
+        if (key !== undefined) {
+          recipientKeys.push(key);
+          break;
+        }
+      }
+    }
+  }
+  const started = performance.now();
+  const result = await protectOutbound({
+    headers: message.headers,
+    body: message.body(),
+    siteKey: runtime.signingKey,
+    recipientKeys,
+    headerProtection: runtime.config.policy.headerProtection,
+    subjectPlaceholder: runtime.config.policy.subjectPlaceholder,
+    headerEncoding: 'latin1',
+    limits: { maxMessageBytes: runtime.config.limits.maxMessageSize, maxHeaderBytes: runtime.config.limits.maxHeaderBytes },
+    spool: { dir: runtime.config.milter.spoolDirectory as string },
+    now: runtime.now,
+  });
+  runtime.metrics?.cryptoSeconds.observe({ operation: group.kind === 'encrypted' ? 'sign+encrypt' : 'sign' }, (performance.now() - started) / 1000);
+  return result;
+}
+
+/** Processes one outbound message at end of message. */
+export async function processOutbound(runtime: Runtime, message: OutboundMessage): Promise<MessageOutcome> {
+  const { planned, keys } = await planRecipients(runtime, message);
+  const plan = planMessage(planned);
+  const protectedMessage = planned.some((p) => mustNotGetClearText(runtime, p.domain, keys.get(p.domain)));
+  const encryptedDomains = planned.filter((p) => p.decision.kind === 'encrypt');
+  const fingerprints = [...new Set(encryptedDomains.flatMap((p) => (p.decision.kind === 'encrypt' ? [...p.decision.fingerprints] : [])))];
+  const dnssec = encryptedDomains.length === 0 ? undefined : encryptedDomains.every((p) => p.decision.kind === 'encrypt' && p.decision.dnssec);
+
+  if (plan.kind === 'refuse') {
+    const verdict = reply(plan.reply.code, plan.reply.enhanced, plan.reply.text);
+    if (runtime.config.policy.testing) {
+      return { result: { verdict: CONTINUE }, action: 'testing', reason: `would ${plan.temporary ? 'tempfail' : 'reject'}: ${plan.reasons.join('; ')}`, keys: [], dnssec };
+    }
+    return { result: { verdict }, action: plan.temporary ? 'tempfail' : 'reject', reason: plan.reasons.join('; '), keys: [], dnssec };
+  }
+  if (runtime.config.policy.testing) {
+    return { result: { verdict: CONTINUE }, action: 'testing', reason: `would deliver ${describeGroups(plan.groups)}`, keys: fingerprints, dnssec };
+  }
+
+  const [original, copy] = plan.groups as [RecipientGroup, RecipientGroup | undefined];
+  const originalResult = await protect(runtime, message, original, keys);
+  const failed = (result: OutboundResult | undefined): MessageOutcome | undefined => {
+    if (result === undefined || result.kind === 'protected' || result.kind === 'unchanged') return undefined;
+    const kind = result.kind === 'limit-exceeded' ? 'oversize' : 'cryptoError';
+    const outcome = failureVerdict(kind, runtime.config.actions[kind], protectedMessage);
+    const why = result.kind === 'limit-exceeded' ? `limit ${result.limit} (${result.max})` : result.error.message;
+    return { result: { verdict: outcome.verdict }, action: outcome.applied === 'accept' ? 'clear' : outcome.applied, reason: `${kind}: ${why}`, keys: [], dnssec };
+  };
+  const originalFailure = failed(originalResult);
+  if (originalFailure !== undefined) return originalFailure;
+  if (originalResult?.kind === 'unchanged') {
+    // Mail the author already encrypted (PGP/MIME, inline PGP, S/MIME) goes to every recipient as it is.
+    return { result: { verdict: CONTINUE }, action: 'unchanged', reason: `already encrypted (${originalResult.format})`, keys: [], dnssec: undefined };
+  }
+
+  const modifications: Modification[] = [];
+  let action = original.kind === 'encrypted' ? 'encrypted' : original.signed ? 'signed' : 'clear';
+  let reason = describeGroups(plan.groups);
+  if (copy !== undefined) {
+    const copyResult = await protect(runtime, message, copy, keys);
+    const copyFailure = failed(copyResult);
+    if (copyFailure !== undefined) {
+      if (originalResult?.kind === 'protected') await originalResult.body.dispose();
+      return copyFailure;
+    }
+    try {
+      const queued = await submitCopy(runtime, {
+        queueId: message.queueId ?? 'unknown',
+        group: copy.kind,
+        sender: message.sender,
+        recipients: copy.recipients.map((r) => r.recipient),
+        headers: message.headers,
+        edits: copyResult?.kind === 'protected' ? copyResult.headerEdits : [],
+        body: copyResult?.kind === 'protected' ? copyResult.body : undefined,
+        originalBody: message.body,
+      });
+      reason = `${reason}; copy ${queued.replace(/\n/g, ' ')}`;
+    } catch (error) {
+      if (originalResult?.kind === 'protected') await originalResult.body.dispose();
+      return {
+        result: { verdict: reply(451, '4.3.0', 'Could not queue the copy for the other recipients') },
+        action: 'tempfail',
+        reason: `re-injection failed: ${(error as Error).message}`,
+        keys: [],
+        dnssec,
+      };
+    } finally {
+      if (copyResult?.kind === 'protected') await copyResult.body.dispose();
+    }
+    for (const r of copy.recipients) modifications.push(deleteRecipient(r.recipient));
+    action = 'split';
+  }
+  if (originalResult?.kind === 'protected') {
+    modifications.push(...editsToModifications(originalResult.headerEdits), replaceBody(disposingChunks(originalResult.body, message.signal)));
+  }
+  return { result: { verdict: CONTINUE, modifications }, action, reason, keys: fingerprints, dnssec };
+}
