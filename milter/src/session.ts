@@ -61,10 +61,13 @@ function emptyMessage(): MessageState {
   return { sender: undefined, senderParameters: [], recipients: [], headers: [], bodySize: 0, body: undefined };
 }
 
-/** Verdicts after which the MTA is done with the message (at RCPT, reject/tempfail concern one recipient). */
+/**
+ * Verdicts after which the MTA is done with the message. At RCPT a refusal concerns one recipient, and at
+ * an unknown SMTP command only that command; accept and discard end the message at any step.
+ */
 function endsMessage(verdict: Verdict, step: Step | 'eom'): boolean {
   if (verdict.kind === 'continue' || verdict.kind === 'skip') return false;
-  if (step === 'rcpt' && verdict.kind !== 'accept' && verdict.kind !== 'discard') return false;
+  if ((step === 'rcpt' || step === 'unknown') && verdict.kind !== 'accept' && verdict.kind !== 'discard') return false;
   return true;
 }
 
@@ -155,32 +158,32 @@ export class MilterSession {
         yield* this.step('mail', (h, ctx) => h.mailFrom?.(ctx, command.sender, command.parameters));
         return;
       case 'rcpt': {
-        this.enter('rcpt', this.rank <= RANK.rcpt);
+        this.enter('rcpt', this.messageStarted() && this.rank <= RANK.rcpt);
         const verdict = yield* this.step('rcpt', (h, ctx) => h.rcptTo?.(ctx, command.recipient, command.parameters));
         // The MTA drops a recipient the filter refuses; only the others stay in the envelope.
         if (verdict.kind === 'continue' || verdict.kind === 'accept') this.message.recipients.push(command.recipient);
         return;
       }
       case 'data':
-        this.enter('data', this.rank <= RANK.data);
+        this.enter('data', this.messageStarted() && this.rank <= RANK.data);
         yield* this.step('data', (h, ctx) => h.data?.(ctx));
         return;
       case 'header':
-        this.enter('header', this.rank <= RANK.header);
+        this.enter('header', this.messageStarted() && this.rank <= RANK.header);
         this.message.headers.push({ name: command.name, value: command.value });
         yield* this.step('header', (h, ctx) => h.header?.(ctx, command.name, command.value));
         return;
       case 'eoh':
-        this.enter('eoh', this.rank <= RANK.eoh);
+        this.enter('eoh', this.messageStarted() && this.rank <= RANK.eoh);
         yield* this.step('eoh', (h, ctx) => h.endOfHeaders?.(ctx));
         return;
       case 'body':
-        this.enter('body', this.rank <= RANK.body);
+        this.enter('body', this.messageStarted() && this.rank <= RANK.body);
         await this.collect(command.chunk);
         yield* this.step('body', (h, ctx) => h.body?.(ctx, command.chunk));
         return;
       case 'eom':
-        this.enter('eom', this.rank <= RANK.body);
+        this.enter('eom', this.messageStarted() && this.rank <= RANK.body);
         yield* this.endOfMessage(command.chunk);
         return;
       case 'unknown':
@@ -238,6 +241,14 @@ export class MilterSession {
 
   private skipsConnect(): boolean {
     return ((this.negotiated?.protocol ?? 0) & Protocol.NoConnect) !== 0;
+  }
+
+  /**
+   * Whether a message is open, so that RCPT and the later steps are in phase. A message opens at MAIL;
+   * only when MAIL was negotiated away does nothing mark its start, and then any message step may open it.
+   */
+  private messageStarted(): boolean {
+    return this.rank >= RANK.mail || ((this.negotiated?.protocol ?? 0) & Protocol.NoMail) !== 0;
   }
 
   private enter(step: Step | 'eom', allowed: boolean): void {
@@ -312,7 +323,9 @@ export class MilterSession {
     if (this.pendingError !== undefined && verdict.kind === 'continue') verdict = this.pendingError;
     this.pendingError = undefined;
     yield this.verdictResponse(verdict);
-    if (endsMessage(verdict, step)) await this.resetMessage(step === 'connect' || step === 'helo' ? this.rank : BETWEEN_MESSAGES);
+    // The message is over, not the SMTP session: a verdict at CONNECT, HELO or an unknown command outside a
+    // message keeps the phase it was given in.
+    if (endsMessage(verdict, step)) await this.resetMessage(Math.min(this.rank, BETWEEN_MESSAGES));
     return verdict;
   }
 
@@ -364,12 +377,10 @@ export class MilterSession {
     try {
       if (lastChunk.length > 0) {
         await this.collect(lastChunk);
-        if (this.wantedSteps.has('body') && this.handler?.body !== undefined) {
-          const verdict = this.checkVerdict('body', (await this.handler.body(this.context(), lastChunk)) ?? { kind: 'continue' }, false);
-          if (verdict.kind !== 'continue') {
-            yield this.verdictResponse(verdict);
-            return;
-          }
+        const verdict = await this.lastChunkVerdict(lastChunk);
+        if (verdict.kind !== 'continue') {
+          yield this.verdictResponse(verdict);
+          return;
         }
       }
       let result: EndOfMessageResult;
@@ -391,6 +402,21 @@ export class MilterSession {
       yield this.verdictResponse(result.verdict);
     } finally {
       await this.resetMessage(BETWEEN_MESSAGES);
+    }
+  }
+
+  /**
+   * The body handler's verdict on a last chunk carried by end of message. It gets no reply of its own: a
+   * final verdict answers the end of message, a handler error becomes onError as in any step, and skip
+   * counts as continue because the body is over anyway (SMFIR_SKIP is no end-of-message reply).
+   */
+  private async lastChunkVerdict(chunk: Buffer): Promise<Verdict> {
+    if (!this.wantedSteps.has('body') || this.handler?.body === undefined) return { kind: 'continue' };
+    try {
+      const verdict = this.checkVerdict('body', (await this.handler.body(this.context(), chunk)) ?? { kind: 'continue' }, false);
+      return verdict.kind === 'skip' ? { kind: 'continue' } : verdict;
+    } catch (error) {
+      return this.handlerFailed('body', error);
     }
   }
 
