@@ -23,7 +23,10 @@ export interface MtaTransport {
  */
 export const POSTFIX_PROTOCOL_OFFER = 0x1fffff;
 
-/** Postfix's default macro lists per stage (`postconf -d milter_*_macros`). */
+/**
+ * Postfix's default macro lists per stage (`postconf -d milter_*_macros`). The header step gets the
+ * end-of-headers list and each body chunk the end-of-message list, as in Postfix.
+ */
 export const POSTFIX_DEFAULT_MACROS: Record<keyof typeof MacroStage, readonly string[]> = {
   Connect: ['j', '{daemon_name}', '{daemon_addr}', 'v', '_'],
   Helo: ['{tls_version}', '{cipher}', '{cipher_bits}', '{cert_subject}', '{cert_issuer}'],
@@ -71,7 +74,10 @@ export interface Transaction {
   sender: string;
   senderParameters?: string[];
   recipients: string[];
-  /** Headers as name and raw value (leading space included, as in the message). */
+  /**
+   * Headers as name and raw value (leading space included, as in the message). A folded value's CRLF line
+   * breaks are sent as bare LF, as Postfix sends them.
+   */
   headers: Array<{ name: string; value: string }>;
   body: Buffer;
   /** Macro values to send at each stage (names filtered by the stage's list). */
@@ -88,16 +94,19 @@ export interface TransactionReplies {
 }
 
 const CONTINUE: Response = { kind: 'continue' };
+/**
+ * Steps whose macros Postfix sends even when the filter negotiated the step away (its milter8_event()
+ * sends the macros before it looks at the skip flag), so later steps still see them. Header, end of
+ * headers and body chunks it leaves out whole.
+ */
+const ENVELOPE_STEPS: ReadonlySet<Step> = new Set(['connect', 'helo', 'mail', 'rcpt', 'data']);
 const FINAL_KINDS = new Set(['accept', 'continue', 'discard', 'reject', 'tempfail', 'replyCode', 'connectionFail']);
-const STAGE_COMMAND: Record<keyof typeof MacroStage, string> = {
-  Connect: 'C',
-  Helo: 'H',
-  Mail: 'M',
-  Rcpt: 'R',
-  Data: 'T',
-  EndOfMessage: 'E',
-  EndOfHeaders: 'N',
-};
+
+/** Where a step's macros come from: the stage's list, sent in a macro frame for this command code. */
+interface MacroSlot {
+  stage: keyof typeof MacroStage;
+  forCommand: string;
+}
 
 /** Drives a filter through SMTP sessions the way Postfix does. */
 export class MtaConversation {
@@ -140,44 +149,48 @@ export class MtaConversation {
   }
 
   connect(client: NonNullable<Transaction['client']>, macros: MacroValues = {}): Promise<StepReply> {
-    return this.step('connect', 'Connect', macros, { kind: 'connect', ...client });
+    return this.step('connect', { stage: 'Connect', forCommand: 'C' }, macros, { kind: 'connect', ...client });
   }
 
   helo(name: string, macros: MacroValues = {}): Promise<StepReply> {
-    return this.step('helo', 'Helo', macros, { kind: 'helo', name });
+    return this.step('helo', { stage: 'Helo', forCommand: 'H' }, macros, { kind: 'helo', name });
   }
 
   mailFrom(sender: string, parameters: string[] = [], macros: MacroValues = {}): Promise<StepReply> {
-    return this.step('mail', 'Mail', macros, { kind: 'mail', sender, parameters });
+    return this.step('mail', { stage: 'Mail', forCommand: 'M' }, macros, { kind: 'mail', sender, parameters });
   }
 
   rcptTo(recipient: string, parameters: string[] = [], macros: MacroValues = {}): Promise<StepReply> {
-    return this.step('rcpt', 'Rcpt', macros, { kind: 'rcpt', recipient, parameters });
+    return this.step('rcpt', { stage: 'Rcpt', forCommand: 'R' }, macros, { kind: 'rcpt', recipient, parameters });
   }
 
   data(macros: MacroValues = {}): Promise<StepReply> {
-    return this.step('data', 'Data', macros, { kind: 'data' });
+    return this.step('data', { stage: 'Data', forCommand: 'T' }, macros, { kind: 'data' });
   }
 
-  /** Sends one header; without negotiated leading space, the value's leading blanks are stripped as Postfix does. */
-  header(name: string, value: string): Promise<StepReply> {
-    const wire = (this.negotiatedProtocol & Protocol.HeaderLeadingSpace) !== 0 ? value : value.replace(/^[ \t]+/, '');
-    return this.step('header', undefined, {}, { kind: 'header', name, value: wire });
+  /**
+   * Sends one header, with the end-of-headers macros as Postfix does. Folded lines are joined by a bare LF;
+   * without negotiated leading space, one space after the colon is dropped (not a tab), as Postfix does.
+   */
+  header(name: string, value: string, macros: MacroValues = {}): Promise<StepReply> {
+    const unfolded = value.replaceAll('\r\n', '\n');
+    const wire = (this.negotiatedProtocol & Protocol.HeaderLeadingSpace) === 0 && unfolded.startsWith(' ') ? unfolded.slice(1) : unfolded;
+    return this.step('header', { stage: 'EndOfHeaders', forCommand: 'L' }, macros, { kind: 'header', name, value: wire });
   }
 
   endOfHeaders(macros: MacroValues = {}): Promise<StepReply> {
-    return this.step('eoh', 'EndOfHeaders', macros, { kind: 'eoh' });
+    return this.step('eoh', { stage: 'EndOfHeaders', forCommand: 'N' }, macros, { kind: 'eoh' });
   }
 
-  /** Sends one body chunk (at most 65,535 bytes, as Postfix sends them). */
-  body(chunk: Buffer): Promise<StepReply> {
+  /** Sends one body chunk (at most 65,535 bytes, as Postfix sends them), with the end-of-message macros. */
+  body(chunk: Buffer, macros: MacroValues = {}): Promise<StepReply> {
     if (chunk.length > MAX_BODY_CHUNK) throw new RangeError(`body chunk of ${chunk.length} bytes exceeds ${MAX_BODY_CHUNK}`);
-    return this.step('body', undefined, {}, { kind: 'body', chunk });
+    return this.step('body', { stage: 'EndOfMessage', forCommand: 'B' }, macros, { kind: 'body', chunk });
   }
 
   /** Ends the message and collects modifications and progress until the final reply. */
   async endOfMessage(macros: MacroValues = {}): Promise<EndOfMessageReply> {
-    this.sendMacros('EndOfMessage', macros);
+    this.sendMacros({ stage: 'EndOfMessage', forCommand: 'E' }, macros);
     this.transport.send({ kind: 'eom', chunk: Buffer.alloc(0) });
     const modifications: Response[] = [];
     let progress = 0;
@@ -201,7 +214,10 @@ export class MtaConversation {
     this.transport.send({ kind: 'quitNewConnection' });
   }
 
-  /** Runs a whole message (connect through end of message), stopping where the filter ends it. */
+  /**
+   * Runs a whole message (connect through end of message), stopping where the filter ends it. Like
+   * Postfix's smtpd, a transaction that got as far as MAIL ends with an abort, also after end of message.
+   */
   async sendMessage(transaction: Transaction): Promise<TransactionReplies> {
     const macros = transaction.macros ?? {};
     const steps: TransactionReplies['steps'] = [];
@@ -212,6 +228,19 @@ export class MtaConversation {
     const client = transaction.client ?? { hostname: 'localhost', family: 'inet' as const, port: 40000, address: '127.0.0.1' };
     if (record('connect', await this.connect(client, macros))) return { steps, endOfMessage: undefined, stoppedAt: 'connect' };
     if (record('helo', await this.helo(transaction.helo ?? 'client.test', macros))) return { steps, endOfMessage: undefined, stoppedAt: 'helo' };
+    const replies = await this.envelopeAndContent(transaction, macros, steps, record);
+    // smtpd resets every transaction that reached MAIL with SMFIC_ABORT (mail_reset()), whatever its outcome.
+    this.abort();
+    return replies;
+  }
+
+  /** MAIL through end of message. */
+  private async envelopeAndContent(
+    transaction: Transaction,
+    macros: MacroValues,
+    steps: TransactionReplies['steps'],
+    record: (step: Step | 'eom', result: StepReply) => boolean,
+  ): Promise<TransactionReplies> {
     if (record('mail', await this.mailFrom(transaction.sender, transaction.senderParameters ?? [], macros))) {
       return { steps, endOfMessage: undefined, stoppedAt: 'mail' };
     }
@@ -222,18 +251,15 @@ export class MtaConversation {
       if (result.reply.kind === 'continue') accepted++;
       else if (result.reply.kind === 'accept' || result.reply.kind === 'discard') return { steps, endOfMessage: undefined, stoppedAt: 'rcpt' };
     }
-    // Like Postfix, no DATA when every recipient was refused: the transaction ends with an abort.
-    if (accepted === 0) {
-      this.abort();
-      return { steps, endOfMessage: undefined, stoppedAt: 'rcpt' };
-    }
+    // Like Postfix, no DATA when every recipient was refused.
+    if (accepted === 0) return { steps, endOfMessage: undefined, stoppedAt: 'rcpt' };
     if (record('data', await this.data(macros))) return { steps, endOfMessage: undefined, stoppedAt: 'data' };
     for (const header of transaction.headers) {
-      if (record('header', await this.header(header.name, header.value))) return { steps, endOfMessage: undefined, stoppedAt: 'header' };
+      if (record('header', await this.header(header.name, header.value, macros))) return { steps, endOfMessage: undefined, stoppedAt: 'header' };
     }
     if (record('eoh', await this.endOfHeaders(macros))) return { steps, endOfMessage: undefined, stoppedAt: 'eoh' };
     for (let offset = 0; offset < transaction.body.length; offset += MAX_BODY_CHUNK) {
-      const result = await this.body(transaction.body.subarray(offset, offset + MAX_BODY_CHUNK));
+      const result = await this.body(transaction.body.subarray(offset, offset + MAX_BODY_CHUNK), macros);
       steps.push({ step: 'body', ...result });
       if (result.reply.kind === 'skip') break;
       if (result.reply.kind !== 'continue') return { steps, endOfMessage: undefined, stoppedAt: 'body' };
@@ -245,22 +271,25 @@ export class MtaConversation {
   private applyMacroRequests(requests: MacroRequest[]): void {
     for (const request of requests) {
       const stage = (Object.keys(MacroStage) as Array<keyof typeof MacroStage>).find((name) => MacroStage[name] === request.stage);
-      if (stage !== undefined) this.macroLists[stage] = request.names;
+      // Postfix keeps its own list for a stage whose requested list is empty.
+      if (stage !== undefined && request.names.length > 0) this.macroLists[stage] = request.names;
     }
   }
 
-  private sendMacros(stage: keyof typeof MacroStage, values: MacroValues): void {
+  /** Sends the stage's macros that have values, in list order; like Postfix, also when none has one. */
+  private sendMacros(slot: MacroSlot, values: MacroValues): void {
     const pairs: Array<[string, string]> = [];
-    for (const name of this.macroLists[stage]) {
+    for (const name of this.macroLists[slot.stage]) {
       const value = values[name];
       if (value !== undefined) pairs.push([name, value]);
     }
-    if (pairs.length > 0) this.transport.send({ kind: 'macro', forCommand: STAGE_COMMAND[stage], macros: pairs });
+    this.transport.send({ kind: 'macro', forCommand: slot.forCommand, macros: pairs });
   }
 
-  private async step(step: Step, stage: keyof typeof MacroStage | undefined, macros: MacroValues, command: Command): Promise<StepReply> {
-    if ((this.negotiatedProtocol & NO_STEP_FLAG[step]) !== 0) return { reply: CONTINUE, skipped: true };
-    if (stage !== undefined) this.sendMacros(stage, macros);
+  private async step(step: Step, slot: MacroSlot, macros: MacroValues, command: Command): Promise<StepReply> {
+    const negotiatedAway = (this.negotiatedProtocol & NO_STEP_FLAG[step]) !== 0;
+    if (!negotiatedAway || ENVELOPE_STEPS.has(step)) this.sendMacros(slot, macros);
+    if (negotiatedAway) return { reply: CONTINUE, skipped: true };
     this.transport.send(command);
     if ((this.negotiatedProtocol & NO_REPLY_FLAG[step]) !== 0) return { reply: CONTINUE, skipped: false };
     return { reply: await this.transport.receive(), skipped: false };

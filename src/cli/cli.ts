@@ -4,14 +4,16 @@
  * Adding a verb is one entry in {@link VERBS}.
  */
 import { parseArgs } from 'node:util';
+import { checkConfigVerb } from './verbs/check-config.ts';
 import { dnsRecordVerb } from './verbs/dns-record.ts';
 import { genkeyVerb } from './verbs/genkey.ts';
 import { lookupVerb } from './verbs/lookup.ts';
+import { runVerb } from './verbs/run.ts';
 import { testkeyVerb } from './verbs/testkey.ts';
 import { EXIT, UsageError, type CliIo, type Verb } from './verb.ts';
 
 /** Every verb, in the order help lists them. */
-export const VERBS: readonly Verb[] = [genkeyVerb, dnsRecordVerb, testkeyVerb, lookupVerb];
+export const VERBS: readonly Verb[] = [runVerb, checkConfigVerb, genkeyVerb, dnsRecordVerb, testkeyVerb, lookupVerb];
 
 const PROGRAM = 'muse-milter';
 

@@ -1,0 +1,69 @@
+/**
+ * Builds a {@link Runtime} from a configuration: loads the site keys (refusing loose permissions), the
+ * marker secret, the resolver, the pin store. Used at start-up and on every reload; a reload that fails
+ * here leaves the old runtime in force.
+ */
+import { mkdir } from 'node:fs/promises';
+import type { Config } from '../config/index.ts';
+import { createResolver } from '../dns/index.ts';
+import { createSiteKeyFinder } from '../keys/index.ts';
+import type { MuseMetrics } from '../metrics/index.ts';
+import { PinStore } from '../pins/index.ts';
+import type { MilterLogger } from '../../milter/src/index.ts';
+import { loadSiteKeys, readOrCreateSecret } from './key-files.ts';
+import { KeyService } from './key-service.ts';
+import { directionFor, policySettings, smtpSubmit, type Runtime } from './runtime.ts';
+
+/** Everything outside the configuration that a runtime needs. */
+export interface RuntimeDependencies {
+  metrics: MuseMetrics | undefined;
+  log: MilterLogger;
+  now?: () => Date;
+  submit?: Runtime['submit'];
+}
+
+/** Loads and checks everything the configuration names. Throws with a clear message on any problem. */
+export async function buildRuntime(config: Config, deps: RuntimeDependencies): Promise<Runtime> {
+  const keys = await loadSiteKeys(config.site);
+  for (const key of [keys.current, ...keys.previous]) for (const warning of key.warnings) deps.log.warn(warning, { path: key.path });
+  const markerSecret = await readOrCreateSecret(config.mixedRecipients.reinject.markerSecretFile as string);
+  const resolver = createResolver({
+    servers: config.dns.servers,
+    udpTimeoutMs: config.dns.timeout,
+    tries: config.dns.attempts,
+    deadlineMs: config.dns.overallTimeout,
+    maxEntries: config.dns.cacheSize,
+    maxTtlSeconds: Math.floor(config.dns.maxTtl / 1000),
+    maxNegativeTtlSeconds: Math.floor(config.dns.negativeTtl / 1000),
+  });
+  let pins: PinStore | undefined;
+  if (config.pins.enabled) {
+    await mkdir(config.pins.directory as string, { recursive: true, mode: 0o700 });
+    pins = await PinStore.open(config.pins.directory as string);
+  }
+  await mkdir(config.milter.spoolDirectory as string, { recursive: true, mode: 0o700 });
+  const now = deps.now ?? (() => new Date());
+  const metrics = deps.metrics;
+  const keyService = new KeyService(createSiteKeyFinder(resolver), pins, now, {
+    lookupDone(_domain, seconds, cached) {
+      metrics?.dnsLookupSeconds.observe(seconds);
+      metrics?.dnsCacheRequests.inc({ result: cached ? 'hit' : 'miss' });
+    },
+    pinStoreFailed(domain, error) {
+      deps.log.error('pin store write failed', { domain, error: error.message });
+    },
+  });
+  return {
+    config,
+    signingKey: keys.current.privateKey,
+    signingFingerprint: keys.current.fingerprint,
+    decryptionKeys: [keys.current.privateKey, ...keys.previous.map((k) => k.privateKey)],
+    keys: keyService,
+    direction: directionFor(config),
+    policy: policySettings(config),
+    markerSecret,
+    metrics,
+    now,
+    submit: deps.submit ?? smtpSubmit,
+  };
+}

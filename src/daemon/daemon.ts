@@ -1,0 +1,142 @@
+/**
+ * The muse-milter process: configuration, keys, logging, metrics, the milter server, privilege drop,
+ * and the signals an administrator uses — SIGHUP reloads configuration and keys without dropping
+ * connections (messages in progress finish under the rules they started with), SIGTERM and SIGINT
+ * drain in-flight messages and exit.
+ */
+import { loadConfig, type Config } from '../config/index.ts';
+import { createLogger, type MuseLogger } from '../log/index.ts';
+import { createMetrics, startMetricsServer, type MetricsServer, type MuseMetrics } from '../metrics/index.ts';
+import { MilterServer } from '../../milter/src/index.ts';
+import { buildRuntime } from './build-runtime.ts';
+import { museMilter } from './filter.ts';
+import { dropPrivileges } from './privileges.ts';
+import type { Runtime } from './runtime.ts';
+
+/** How the daemon gets its configuration: a file (reloadable) or an embedded default. */
+export interface DaemonOptions {
+  /** The configuration file; SIGHUP re-reads it. */
+  configPath: string | undefined;
+  /** The configuration when there is no file (the embedded default). */
+  initialConfig: Config;
+  /** Install signal handlers (off in tests that drive reload and stop directly). */
+  handleSignals?: boolean;
+}
+
+/** A running daemon. */
+export interface Daemon {
+  readonly milterAddress: string;
+  readonly metricsAddress: string | undefined;
+  readonly logger: MuseLogger;
+  /** The runtime in force. */
+  runtime(): Runtime;
+  /** Re-reads the configuration file and keys; keeps the old runtime if anything is wrong. */
+  reload(): Promise<boolean>;
+  /** Stops accepting, drains in-flight messages (bounded by milter.shutdownTimeout), closes everything. */
+  stop(): Promise<void>;
+  /** Resolves when the daemon has stopped. */
+  readonly stopped: Promise<void>;
+}
+
+function reloadableDifferences(before: Config, after: Config): string[] {
+  const fixed: Array<[string, unknown, unknown]> = [
+    ['milter.listen', before.milter.listen, after.milter.listen],
+    ['metrics.listen', before.metrics.listen, after.metrics.listen],
+    ['logging', JSON.stringify(before.logging), JSON.stringify(after.logging)],
+    ['user', before.user, after.user],
+  ];
+  return fixed.filter(([, a, b]) => a !== b).map(([name]) => name);
+}
+
+/** Starts the daemon. Throws (with a message naming the problem) if it cannot start. */
+export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
+  const config = options.initialConfig;
+  const logger = createLogger(config.logging);
+  const metrics: MuseMetrics | undefined = config.metrics.enabled ? createMetrics() : undefined;
+  let runtime = await buildRuntime(config, { metrics, log: logger });
+  const server = await MilterServer.start(
+    museMilter(() => runtime),
+    {
+      listen: config.milter.listen,
+      socketMode: config.milter.socketMode,
+      idleTimeout: config.milter.idleTimeout,
+      progressInterval: config.milter.progressInterval,
+      maxFrameSize: config.milter.maxFrameSize,
+      maxBufferedBody: config.milter.maxBufferedBody,
+      spoolDirectory: config.milter.spoolDirectory as string,
+      logger,
+    },
+  );
+  server.on('connection', () => metrics?.milterConnections.inc());
+  server.on('connectionClosed', () => metrics?.milterConnections.dec());
+  let metricsServer: MetricsServer | undefined;
+  try {
+    if (metrics !== undefined) metricsServer = await startMetricsServer(metrics.registry, config.metrics.listen);
+    // Keys and secrets were read above, sockets are bound: root is no longer needed.
+    await dropPrivileges({ user: config.user, group: config.group }, logger);
+  } catch (error) {
+    await server.close(0);
+    await metricsServer?.close();
+    throw error;
+  }
+  logger.info('muse-milter started', {
+    milter: server.address,
+    metrics: metricsServer?.address,
+    site: config.site.domain,
+    key: runtime.signingFingerprint,
+    testing: config.policy.testing,
+  });
+
+  let resolveStopped: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => {
+    resolveStopped = resolve;
+  });
+  let stopping: Promise<void> | undefined;
+
+  const reload = async (): Promise<boolean> => {
+    if (options.configPath === undefined) {
+      logger.warn('reload requested, but the embedded configuration has no file to re-read; keys are re-read');
+    }
+    try {
+      const next = options.configPath === undefined ? runtime.config : await loadConfig(options.configPath);
+      const ignored = reloadableDifferences(runtime.config, next);
+      const built = await buildRuntime(next, { metrics, log: logger });
+      runtime = built;
+      metrics?.configReloads.inc({ result: 'success' });
+      logger.info('configuration reloaded', { fingerprint: built.signingFingerprint, ...(ignored.length > 0 ? { needsRestart: ignored } : {}) });
+      return true;
+    } catch (error) {
+      metrics?.configReloads.inc({ result: 'failure' });
+      logger.error('reload failed; the previous configuration stays in force', { error: (error as Error).message });
+      return false;
+    }
+  };
+
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      logger.info('stopping: draining in-flight messages', { inFlight: server.transactionsInFlight });
+      await server.close(config.milter.shutdownTimeout);
+      await metricsServer?.close();
+      logger.info('muse-milter stopped');
+      await logger.close();
+      resolveStopped();
+    })();
+    return stopping;
+  };
+
+  if (options.handleSignals !== false) {
+    process.on('SIGHUP', () => void reload());
+    process.once('SIGTERM', () => void stop());
+    process.once('SIGINT', () => void stop());
+  }
+
+  return {
+    milterAddress: server.address,
+    metricsAddress: metricsServer?.address,
+    logger,
+    runtime: () => runtime,
+    reload,
+    stop,
+    stopped,
+  };
+}

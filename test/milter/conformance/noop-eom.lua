@@ -1,0 +1,15 @@
+-- The noop milter (-D port): every step negotiated away, one X-Noop header at end of message, body kept.
+dofile(conformance .. "/common.lua")
+
+run("noop-eom", function()
+  local conn = connect_to(port)
+  greet(conn)
+  mail(conn, "<alice@sender.test>", "Q3")
+  check(rcpt(conn, "<bob@example.test>") == SMFIR_CONTINUE, "rcpt")
+  content(conn, MESSAGE_HEADERS, "Hello\r\n")
+  must("eom", mt.eom(conn))
+  check(mt.getreply(conn) == SMFIR_ACCEPT, "noop-milter accepts at end of message")
+  check(mt.eom_check(conn, MT_HDRADD, "X-Noop", " seen"), "no X-Noop header")
+  check(not mt.eom_check(conn, MT_BODYCHANGE), "body changed")
+  mt.disconnect(conn)
+end)
