@@ -47,6 +47,9 @@ const RANK: Record<Step | 'eom', number> = {
   unknown: -1,
 };
 
+/** The abort reason of every per-message signal. */
+const MESSAGE_ENDED = new Error('message ended');
+
 /** Where a fresh SMTP session starts: nothing seen yet. */
 const FRESH = -1;
 /** Where a new message may start: after HELO (another HELO may still come, e.g. after STARTTLS). */
@@ -84,6 +87,8 @@ export class MilterSession {
   private messageAbort = new AbortController();
   private readonly baseLog: MilterLogger;
   private ended = false;
+  /** Whether the current handler has seen any step of an SMTP session (so it has something to close). */
+  private sessionActive = false;
 
   constructor(
     private readonly definition: MilterDefinition,
@@ -127,6 +132,7 @@ export class MilterSession {
     if (negotiated === undefined) {
       throw new MilterProtocolError('out-of-phase', `command '${command.kind}' before option negotiation`);
     }
+    if (command.kind !== 'macro' && command.kind !== 'abort' && command.kind !== 'quitNewConnection') this.sessionActive = true;
     switch (command.kind) {
       case 'macro':
         this.defineMacros(command.forCommand, command.macros);
@@ -334,7 +340,7 @@ export class MilterSession {
 
   private checkVerdict(step: Step | 'eom', verdict: Verdict, noReply: boolean): Verdict {
     const kinds = ['continue', 'accept', 'reject', 'tempfail', 'discard', 'skip', 'connectionFail', 'reply'];
-    if (verdict === null || typeof verdict !== 'object' || !kinds.includes(verdict.kind)) {
+    if (typeof verdict !== 'object' || !kinds.includes(verdict.kind)) {
       throw new MilterUsageError('invalid-verdict', `handler returned ${JSON.stringify(verdict)} at ${step}`);
     }
     if (noReply && verdict.kind !== 'continue') {
@@ -386,7 +392,7 @@ export class MilterSession {
       let result: EndOfMessageResult;
       try {
         result = (await this.handler?.endOfMessage?.(this.context())) ?? { verdict: { kind: 'continue' } };
-        if (result === null || typeof result !== 'object') throw new MilterUsageError('invalid-verdict', 'endOfMessage must return { verdict, modifications? }');
+        if (typeof result !== 'object') throw new MilterUsageError('invalid-verdict', 'endOfMessage must return { verdict, modifications? }');
         const verdict = this.checkVerdict('eom', result.verdict, false);
         if (verdict.kind === 'skip') throw new MilterUsageError('invalid-verdict', 'skip is not an end-of-message verdict');
         checkModifications(result.modifications ?? [], (this.negotiated as Negotiated).actions);
@@ -432,7 +438,8 @@ export class MilterSession {
   }
 
   private async resetMessage(rank = BETWEEN_MESSAGES): Promise<void> {
-    this.messageAbort.abort();
+    // One shared reason: building a DOMException for every message would cost more than the abort itself.
+    this.messageAbort.abort(MESSAGE_ENDED);
     this.messageAbort = new AbortController();
     const body = this.message.body;
     this.message = emptyMessage();
@@ -444,7 +451,8 @@ export class MilterSession {
 
   private async closeSmtpSession(): Promise<void> {
     const handler = this.handler;
-    if (handler?.close !== undefined && this.negotiated !== undefined) {
+    // A handler that never saw an SMTP session (a fresh one after QUIT_NC) has nothing to close.
+    if (handler?.close !== undefined && this.negotiated !== undefined && this.sessionActive) {
       try {
         await handler.close(this.context());
       } catch (error) {
@@ -452,6 +460,7 @@ export class MilterSession {
       }
     }
     await this.resetMessage(FRESH);
+    this.sessionActive = false;
     this.macroStages.clear();
     this.client = undefined;
     this.helo = undefined;

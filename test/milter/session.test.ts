@@ -389,6 +389,24 @@ describe('QUIT_NC', () => {
     assert.deepEqual(instances[0]?.events.filter((e) => e === 'close'), ['close']);
   });
 
+  test('a handler that never saw an SMTP session is not closed when the connection ends after QUIT_NC', async (t) => {
+    const closes: number[] = [];
+    let created = 0;
+    const definition = defineMilter({
+      name: 'quit-nc-close',
+      createHandler: () => {
+        const id = ++created;
+        return { helo: () => CONTINUE, close: () => void closes.push(id) };
+      },
+    });
+    const session = openSession(t, definition);
+    await converse(session, [OPTNEG, CONNECT, HELO, QUIT_NC]);
+    assert.deepEqual(closes, [1]);
+    await session.dispose();
+    assert.equal(created, 2);
+    assert.deepEqual(closes, [1]);
+  });
+
   test('after QUIT_NC the MTA may also negotiate again before the next CONNECT', async (t) => {
     const events: string[] = [];
     const session = openSession(t, everyStepMilter(events));
