@@ -201,7 +201,7 @@ export class MilterSession {
 
   /** Releases everything: called when the connection closes, whatever state it is in. */
   async dispose(): Promise<void> {
-    if (this.handler !== undefined) await this.closeSmtpSession();
+    if (this.handler !== undefined) await this.closeSmtpSession(false);
     else await this.resetMessage();
   }
 
@@ -449,7 +449,8 @@ export class MilterSession {
     await body?.dispose();
   }
 
-  private async closeSmtpSession(): Promise<void> {
+  /** Ends the SMTP session; `another` says whether a new one may follow on this connection. */
+  private async closeSmtpSession(another = true): Promise<void> {
     const handler = this.handler;
     // A handler that never saw an SMTP session (a fresh one after QUIT_NC) has nothing to close.
     if (handler?.close !== undefined && this.negotiated !== undefined && this.sessionActive) {
@@ -465,6 +466,6 @@ export class MilterSession {
     this.client = undefined;
     this.helo = undefined;
     // The next SMTP session on this connection gets a fresh handler (per-connection state must not leak).
-    this.handler = this.negotiated === undefined || this.ended ? undefined : this.definition.createHandler();
+    this.handler = this.negotiated === undefined || this.ended || !another ? undefined : this.definition.createHandler();
   }
 }
