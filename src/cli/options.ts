@@ -4,12 +4,13 @@
  */
 import { createResolver, DnsError, type CachingResolver } from '../dns/index.ts';
 import { KeyError, isSitePolicy, MAX_AGE_LIMIT, normaliseDomain, type SitePolicy } from '../keys/index.ts';
+import { DEFAULT_DATA_DIRECTORY, DEFAULT_KEY_DIRECTORY } from '../config/index.ts';
 import { UsageError, type OptionSpec, type VerbArgs } from './verb.ts';
 
-/** Where site keys live unless `--key-dir` says otherwise. */
-export const DEFAULT_KEY_DIR = '/etc/muse-milter/keys';
-/** Where the pin store lives unless `--pin-dir` says otherwise. */
-export const DEFAULT_PIN_DIR = '/var/lib/muse-milter';
+/** Where site keys live unless `--key-dir` says otherwise: the daemon's default key directory. */
+export const DEFAULT_KEY_DIR = DEFAULT_KEY_DIRECTORY;
+/** Where the pin store lives unless `--pin-dir` says otherwise: the daemon's default data directory. */
+export const DEFAULT_PIN_DIR = DEFAULT_DATA_DIRECTORY;
 
 /** The shared options; a verb lists the ones it takes. */
 export const COMMON_OPTIONS = {
