@@ -33,6 +33,7 @@ export async function buildRuntime(config: Config, deps: RuntimeDependencies): P
     tries: config.dns.attempts,
     deadlineMs: config.dns.overallTimeout,
     maxEntries: config.dns.cacheSize,
+    minTtlSeconds: Math.floor(config.dns.minTtl / 1000),
     maxTtlSeconds: Math.floor(config.dns.maxTtl / 1000),
     maxNegativeTtlSeconds: Math.floor(config.dns.negativeTtl / 1000),
   });

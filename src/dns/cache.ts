@@ -14,6 +14,11 @@ export interface CacheOptions {
   readonly maxEntries?: number;
   /** Upper bound on a positive answer's lifetime, seconds. Default 86400. */
   readonly maxTtlSeconds?: number;
+  /**
+   * Lower bound on a positive answer's lifetime, seconds, so a zone with very short TTLs does not turn
+   * every message into a DNS query. Default 0 (the TTL as published).
+   */
+  readonly minTtlSeconds?: number;
   /** Upper bound on a negative answer's lifetime, seconds (RFC 2308 §5 suggests 1–3 hours). Default 3600. */
   readonly maxNegativeTtlSeconds?: number;
   /** Clock for TTLs, milliseconds; tests pass a fake one. It must not return 0. Default `performance`. */
@@ -30,6 +35,7 @@ export class CachingResolver implements DnsQuerier {
    */
   constructor(upstream: DnsQuerier, options: CacheOptions = {}) {
     const maxTtl = options.maxTtlSeconds ?? 86400;
+    const minTtl = Math.min(options.minTtlSeconds ?? 0, maxTtl);
     const maxNegativeTtl = options.maxNegativeTtlSeconds ?? 3600;
     this.#cache = new LRUCache<string, DnsResponse, Question>({
       max: options.maxEntries ?? 10000,
@@ -38,9 +44,10 @@ export class CachingResolver implements DnsQuerier {
       ...(options.perf ? { perf: options.perf } : {}),
       fetchMethod: async (_key, _stale, { options: entry, context }) => {
         const response = await upstream.query(context.name, context.type);
-        const bound = response.outcome === 'answer' ? maxTtl : maxNegativeTtl;
+        const positive = response.outcome === 'answer';
+        const ttl = Math.min(positive ? Math.max(response.ttl, minTtl) : response.ttl, positive ? maxTtl : maxNegativeTtl);
         // lru-cache reads a TTL of 0 as "forever"; 1 ms is the closest to RFC 1035's "do not cache".
-        entry.ttl = Math.max(1, Math.min(response.ttl, bound) * 1000);
+        entry.ttl = Math.max(1, ttl * 1000);
         return response;
       },
     });

@@ -85,6 +85,15 @@ describe('CachingResolver', () => {
     assert.equal((await cache.query('_muse.example.test', RR_TYPE.TXT)).cache?.remainingMs, 3_600_000);
   });
 
+  it('raises a positive TTL to minTtlSeconds, but not a negative one', async () => {
+    const positive = new CachingResolver(new ScriptedUpstream(async () => response('answer', 5)), { perf: fakeClock(), minTtlSeconds: 60 });
+    assert.equal((await positive.query('_muse.example.test', RR_TYPE.TXT)).cache?.remainingMs, 60_000);
+    const negative = new CachingResolver(new ScriptedUpstream(async () => response('nodata', 5)), { perf: fakeClock(), minTtlSeconds: 60 });
+    assert.equal((await negative.query('_muse.example.test', RR_TYPE.TXT)).cache?.remainingMs, 5000);
+    const capped = new CachingResolver(new ScriptedUpstream(async () => response('answer', 5)), { perf: fakeClock(), minTtlSeconds: 600, maxTtlSeconds: 300 });
+    assert.equal((await capped.query('_muse.example.test', RR_TYPE.TXT)).cache?.remainingMs, 300_000);
+  });
+
   it('does not keep an answer with TTL 0', async () => {
     const clock = fakeClock();
     const upstream = new ScriptedUpstream(async () => response('answer', 0));
