@@ -33,6 +33,14 @@ export async function processInbound(runtime: Runtime, message: InboundMessage):
     limits: { maxMessageBytes: runtime.config.limits.maxMessageSize, maxHeaderBytes: runtime.config.limits.maxHeaderBytes },
     now: runtime.now,
   });
+  if (result.kind === 'annotated' && result.verdict.result === 'temperror') {
+    // The sending site's key could not be looked up. Deferring lets the MTA retry once DNS answers, and the message
+    // is then opened and verified; `accept` delivers it as received (still encrypted) with the temperror result.
+    const outcome = failureVerdict('dnsError', runtime.config.actions.dnsError, false);
+    if (outcome.applied !== 'accept') {
+      return { result: { verdict: outcome.verdict }, action: outcome.applied, reason: `temperror (key-lookup-failed) from ${result.verdict.domain ?? 'unknown'}`, keys: [], dnssec: undefined };
+    }
+  }
   switch (result.kind) {
     case 'unchanged':
       return { result: { verdict: CONTINUE }, action: 'unchanged', reason: result.reason, keys: [], dnssec: undefined };

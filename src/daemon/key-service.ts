@@ -3,7 +3,8 @@
  * evaluation (and its update, persisted), and the outlook, from which the recipient policy decides.
  */
 import type { PublicKey } from 'openpgp';
-import type { SiteKeyFinder, SiteKeyLookup } from '../keys/index.ts';
+import { DnsError, type DnsErrorCode } from '../dns/index.ts';
+import { KeyError, type SiteKeyFinder, type SiteKeyLookup } from '../keys/index.ts';
 import { evaluatePin, type PinEvaluation, type PinStore } from '../pins/index.ts';
 import { domainOutlook, type DomainOutlook } from '../policy/domain-outlook.ts';
 import type { DomainFacts } from './recipient-policy.ts';
@@ -27,6 +28,25 @@ export interface KeyServiceHooks {
   pinStoreFailed?(domain: string, error: Error): void;
 }
 
+/**
+ * The lookup of a name that cannot be a mail domain with records of its own (`localhost`, an address literal such
+ * as `[192.0.2.1]`): it cannot publish a site key, so it is a domain without keys, and the recipient policy decides
+ * as for any such domain. Treating it as an error would defer its mail for ever (cron mail to root@localhost).
+ */
+function keylessName(domain: string, reason: string): SiteKeyLookup {
+  return { domain, owner: '', status: 'none', keys: [], rejected: [], policy: null, maxAge: 0, dnssec: false, dnssecReason: reason, sources: [] };
+}
+
+/** Looks a name up; a name that cannot be a mail domain comes back as {@link keylessName}. */
+async function findOrKeyless(finder: SiteKeyFinder, domain: string, now: Date): Promise<SiteKeyLookup> {
+  try {
+    return await finder.findSiteKeys(domain, now);
+  } catch (error) {
+    if (error instanceof KeyError && error.code === 'KEY_BAD_DOMAIN') return keylessName(domain, error.message);
+    throw error;
+  }
+}
+
 /** Looks up domains' keys and keeps the pins up to date. */
 export class KeyService {
   constructor(
@@ -40,7 +60,7 @@ export class KeyService {
   async domainKeys(domain: string): Promise<DomainKeys> {
     const started = performance.now();
     const now = this.now();
-    const lookup = await this.finder.findSiteKeys(domain, now);
+    const lookup = await findOrKeyless(this.finder, domain, now);
     const stored = this.pins?.get(lookup.domain);
     const pin = this.pins === undefined ? evaluatePin(undefined, { ...lookup, policy: null }, now) : evaluatePin(stored, lookup, now);
     if (this.pins !== undefined && pin.update.kind !== 'keep') {
@@ -63,11 +83,16 @@ export class KeyService {
   }
 
   /**
-   * The keys to verify a sending site's signature with (inbound): the keys the site publishes now.
-   * `null` when the site publishes none or DNS failed (the engine then reports `none`/`temperror`).
+   * The keys to verify a sending site's signature with (inbound): the keys the site publishes now, or `null` when
+   * it publishes none (the engine then reports `none`).
+   * @throws DnsError when DNS failed: the engine then reports `temperror`, not a site without keys
    */
   async senderKeys(domain: string): Promise<{ keys: PublicKey[]; dnssec: boolean } | null> {
-    const lookup = await this.finder.findSiteKeys(domain, this.now());
+    const lookup = await findOrKeyless(this.finder, domain, this.now());
+    if (lookup.status === 'temporary-failure') {
+      const code = (lookup.error?.code ?? 'DNS_TIMEOUT') as DnsErrorCode;
+      throw new DnsError(code, `key lookup for ${lookup.domain} failed: ${lookup.error?.message ?? 'no answer'}`);
+    }
     if (lookup.status !== 'found') return null;
     return { keys: lookup.keys.map((k) => k.key as PublicKey), dnssec: lookup.dnssec };
   }

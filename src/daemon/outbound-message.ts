@@ -55,6 +55,19 @@ function mustNotGetClearText(runtime: Runtime, domain: string, keys: DomainKeys 
   return keys !== undefined && (keys.facts.pinned || (admin === 'dns' && keys.outlook.policy === 'enforce'));
 }
 
+/**
+ * Whether some recipient of the message must never receive clear text, for a failure action that would deliver
+ * the message as received. It waits for the lookups RCPT started (bounded by the DNS timeouts), so the answer
+ * does not depend on whether DNS happened to answer before the end of the message.
+ */
+export async function hasProtectedRecipient(runtime: Runtime, lookups: ReadonlyMap<string, Promise<DomainKeys>>): Promise<boolean> {
+  if ([...lookups.keys()].some((domain) => mustNotGetClearText(runtime, domain, undefined))) return true;
+  for (const [domain, lookup] of lookups) {
+    if (mustNotGetClearText(runtime, domain, await lookup.catch(() => undefined))) return true;
+  }
+  return false;
+}
+
 /** Decides every recipient; starts the lookups RCPT did not start. */
 async function planRecipients(runtime: Runtime, message: OutboundMessage): Promise<{ planned: PlannedRecipient[]; keys: Map<string, DomainKeys> }> {
   const domains = new Map<string, Promise<DomainKeys> | undefined>();

@@ -5,6 +5,7 @@
  */
 import { applyHeaderEdits, type HeaderEdit, type OutputBody } from '../engine/index.ts';
 import type { HeaderField } from '../engine/index.ts';
+import { toCrlf } from '../mime/crlf.ts';
 import { createMarker, MARKER_HEADER } from './reinjection-marker.ts';
 import type { Runtime } from './runtime.ts';
 
@@ -34,8 +35,9 @@ async function* copyBytes(runtime: Runtime, copy: CopySpec, recipients: string[]
     time: Math.floor(runtime.now().getTime() / 1000),
   });
   const fields = [{ name: MARKER_HEADER, value: marker }, ...applyHeaderEdits(copy.headers, copy.edits)];
-  // Header values are binary strings (one character per byte), so latin1 gives back the exact bytes.
-  yield Buffer.from(fields.map((f) => `${f.name}:${f.value}\r\n`).join('') + '\r\n', 'latin1');
+  // Header values are binary strings (one character per byte), so latin1 gives back the exact bytes. The MTA
+  // hands folded values over with bare LF line breaks (Postfix does); on the SMTP wire every line ends in CRLF.
+  yield toCrlf(Buffer.from(fields.map((f) => `${f.name}:${f.value}\r\n`).join('') + '\r\n', 'latin1'));
   yield* copy.body === undefined ? copy.originalBody() : copy.body.chunks();
 }
 

@@ -14,7 +14,7 @@ import type { Resource } from 'dns2';
 import { DnsError, DnsTransport, parseServerAddress } from '../../src/dns/index.ts';
 import { HarnessError } from './errors.ts';
 import { makeInstanceDir, removeInstanceDir } from './instance-dir.ts';
-import { runCommand, startDaemon, waitFor, type DaemonProcess } from './processes.ts';
+import { runCommand, startDaemon, waitFor, type CommandResult, type DaemonProcess } from './processes.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Fake authoritative server (dns2)
@@ -243,6 +243,16 @@ export interface KnotUnboundPorts {
   readonly unbound: number;
 }
 
+/** How long unbound keeps answers, seconds (its cache-max-ttl and cache-max-negative-ttl). */
+export interface ResolverCacheLimits {
+  /** Default 5: a changed record is seen within seconds. */
+  readonly maxTtl: number;
+  /** Default 1. */
+  readonly maxNegativeTtl: number;
+}
+
+const DEFAULT_CACHE_LIMITS: ResolverCacheLimits = { maxTtl: 5, maxNegativeTtl: 1 };
+
 /** A running knot + unbound pair. */
 export interface KnotUnbound {
   /** `127.0.0.1:<port>` of unbound, the validating resolver to give as `--dns`. */
@@ -251,6 +261,21 @@ export interface KnotUnbound {
   readonly authoritative: string;
   /** The DS records unbound trusts (keymgr's for signed zones, a wrong one for bogus zones). */
   readonly trustAnchors: string;
+  /**
+   * Stops unbound alone (SIGTERM, bounded), freeing its port, so clients see the resolver down; knot keeps
+   * running. Does nothing if it is already stopped.
+   */
+  stopResolver(): Promise<void>;
+  /**
+   * Starts unbound again with the same configuration (empty cache) and waits until it answers, like at
+   * start-up. Does nothing if it is running. Throws `START_FAILED` as {@link startKnotUnbound} does.
+   */
+  startResolver(): Promise<void>;
+  /**
+   * Runs `knotc -c <knot.conf> ...args` (for example `zone-begin`, `zone-unset`, `zone-commit`: knot re-signs a
+   * changed zone by itself). Resolves with the result whatever the exit status; bounded to 10 s.
+   */
+  knotc(args: readonly string[]): Promise<CommandResult>;
   /** Stops both daemons and removes the instance directory. */
   stop(): Promise<void>;
 }
@@ -262,24 +287,42 @@ const READY_TIMEOUT_MS = 20_000;
  * Starts knot serving (and signing) `zones` on 127.0.0.1, and unbound validating in front of it with the trust
  * anchors keymgr prints, `local-zone: "test." nodefault` (else unbound answers every .test name itself) and
  * every other name forwarded to knot, so nothing leaves loopback. knot runs as user `knot`.
+ * @param cacheLimits how long unbound keeps answers (default 5 s, negative 1 s)
  * @throws HarnessError `START_FAILED` (with the daemon's output) when either cannot start or does not answer
  */
 export async function startKnotUnbound(
   zones: readonly TestZone[],
   ports: KnotUnboundPorts = { knot: 15353, unbound: 15300 },
+  cacheLimits: ResolverCacheLimits = DEFAULT_CACHE_LIMITS,
 ): Promise<KnotUnbound> {
   const dir = makeInstanceDir('dns');
-  const daemons: DaemonProcess[] = [];
+  let knot: DaemonProcess | undefined;
+  let unbound: DaemonProcess | undefined;
+  const stopResolver = async (): Promise<void> => {
+    await unbound?.stop(5_000);
+    unbound = undefined;
+  };
   const stop = async (): Promise<void> => {
-    await Promise.all(daemons.reverse().map((d) => d.stop(5_000)));
+    await stopResolver();
+    await knot?.stop(5_000);
     removeInstanceDir(dir);
   };
   try {
-    const knot = await startKnot(dir, zones, ports.knot);
-    daemons.push(knot.daemon);
-    const trustAnchors = await anchorsFor(knot.config, zones);
-    daemons.push(await startUnbound(dir, zones, ports, trustAnchors));
-    return { resolver: `127.0.0.1:${ports.unbound}`, authoritative: `127.0.0.1:${ports.knot}`, trustAnchors, stop };
+    const started = await startKnot(dir, zones, ports.knot);
+    knot = started.daemon;
+    const trustAnchors = await anchorsFor(started.config, zones);
+    unbound = await startUnbound(dir, zones, ports, trustAnchors, cacheLimits);
+    return {
+      resolver: `127.0.0.1:${ports.unbound}`,
+      authoritative: `127.0.0.1:${ports.knot}`,
+      trustAnchors,
+      stopResolver,
+      async startResolver() {
+        unbound ??= await startUnbound(dir, zones, ports, trustAnchors, cacheLimits);
+      },
+      knotc: (args) => runCommand('knotc', ['-c', started.config, ...args], { timeoutMs: 10_000 }),
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;
@@ -339,13 +382,18 @@ async function startKnot(dir: string, zones: readonly TestZone[], port: number):
   const daemon = await startDaemon('setpriv', ['--reuid=knot', '--regid=knot', '--init-groups', 'knotd', '-c', config]);
   const transport = new DnsTransport({ servers: [parseServerAddress(`127.0.0.1:${port}`)], udpTimeoutMs: 300, tries: 1 });
   // Ready when every zone answers, and signed zones serve their DNSKEY (signing is done).
-  await waitUntil(daemon, 'knotd', async () => {
-    for (const zone of zones) {
-      const answer = await transport.query(zone.name, zone.trust === 'unsigned' ? 6 : 48);
-      if (answer.outcome !== 'answer') return undefined;
-    }
-    return true;
-  });
+  try {
+    await waitUntil(daemon, 'knotd', async () => {
+      for (const zone of zones) {
+        const answer = await transport.query(zone.name, zone.trust === 'unsigned' ? 6 : 48);
+        if (answer.outcome !== 'answer') return undefined;
+      }
+      return true;
+    });
+  } catch (error) {
+    await daemon.stop(2_000);
+    throw error;
+  }
   return { daemon, config };
 }
 
@@ -363,7 +411,13 @@ async function anchorsFor(config: string, zones: readonly TestZone[]): Promise<s
   return `${lines.join('\n')}\n`;
 }
 
-async function startUnbound(dir: string, zones: readonly TestZone[], ports: KnotUnboundPorts, anchors: string): Promise<DaemonProcess> {
+async function startUnbound(
+  dir: string,
+  zones: readonly TestZone[],
+  ports: KnotUnboundPorts,
+  anchors: string,
+  cacheLimits: ResolverCacheLimits,
+): Promise<DaemonProcess> {
   const base = join(dir, 'unbound');
   await mkdir(base, { recursive: true });
   await writeFile(join(base, 'anchors'), anchors);
@@ -391,8 +445,8 @@ async function startUnbound(dir: string, zones: readonly TestZone[], ports: Knot
       '    local-zone: "test." nodefault',
       `    trust-anchor-file: "${base}/anchors"`,
       '    qname-minimisation: no',
-      '    cache-max-ttl: 5',
-      '    cache-max-negative-ttl: 1',
+      `    cache-max-ttl: ${cacheLimits.maxTtl}`,
+      `    cache-max-negative-ttl: ${cacheLimits.maxNegativeTtl}`,
       '    edns-buffer-size: 1232',
       ...zones.flatMap((zone) => ['stub-zone:', `    name: "${zone.name}"`, `    stub-addr: 127.0.0.1@${ports.knot}`]),
       'forward-zone:',
@@ -408,11 +462,17 @@ async function startUnbound(dir: string, zones: readonly TestZone[], ports: Knot
   const daemon = await startDaemon('unbound', ['-d', '-c', config]);
   const transport = new DnsTransport({ servers: [parseServerAddress(`127.0.0.1:${ports.unbound}`)], udpTimeoutMs: 300, tries: 1 });
   const probe = zones.find((zone) => zone.trust !== 'bogus');
-  await waitUntil(daemon, 'unbound', async () => {
-    if (!probe) return true;
-    const answer = await transport.query(probe.name, 6);
-    return answer.outcome === 'answer' && answer.authenticData === (probe.trust === 'signed') ? true : undefined;
-  });
+  try {
+    await waitUntil(daemon, 'unbound', async () => {
+      if (!probe) return true;
+      const answer = await transport.query(probe.name, 6);
+      return answer.outcome === 'answer' && answer.authenticData === (probe.trust === 'signed') ? true : undefined;
+    });
+  } catch (error) {
+    // Not handed to the caller, so it must not outlive the failed start.
+    await daemon.stop(2_000);
+    throw error;
+  }
   return daemon;
 }
 
