@@ -22,11 +22,40 @@ export interface RuntimeDependencies {
   submit?: Runtime['submit'];
 }
 
-/** Loads and checks everything the configuration names. Throws with a clear message on any problem. */
-export async function buildRuntime(config: Config, deps: RuntimeDependencies): Promise<Runtime> {
+/**
+ * Loads and checks everything the configuration names. Throws with a clear message on any problem.
+ * On a reload, pass the runtime in force as `previous`: when the DNS and pin settings did not change, its
+ * key service (the DNS cache and the one pin store writer) is kept, so a reload neither empties the cache
+ * nor lets two stores race on the same pin file.
+ */
+export async function buildRuntime(config: Config, deps: RuntimeDependencies, previous?: Runtime): Promise<Runtime> {
   const keys = await loadSiteKeys(config.site);
   for (const key of [keys.current, ...keys.previous]) for (const warning of key.warnings) deps.log.warn(warning, { path: key.path });
   const markerSecret = await readOrCreateSecret(config.mixedRecipients.reinject.markerSecretFile as string);
+  await mkdir(config.milter.spoolDirectory as string, { recursive: true, mode: 0o700 });
+  const now = deps.now ?? (() => new Date());
+  const metrics = deps.metrics;
+  const sameKeySettings =
+    previous !== undefined && JSON.stringify(previous.config.dns) === JSON.stringify(config.dns) && JSON.stringify(previous.config.pins) === JSON.stringify(config.pins);
+  const keyService = sameKeySettings ? previous.keys : await createKeyService(config, deps, now);
+  return {
+    config,
+    signingKey: keys.current.privateKey,
+    signingFingerprint: keys.current.fingerprint,
+    decryptionKeys: [keys.current.privateKey, ...keys.previous.map((k) => k.privateKey)],
+    keys: keyService,
+    direction: directionFor(config),
+    policy: policySettings(config),
+    markerSecret,
+    metrics,
+    now,
+    submit: deps.submit ?? smtpSubmit,
+  };
+}
+
+/** The DNS resolver with its cache, the pin store and the key service over them. */
+async function createKeyService(config: Config, deps: RuntimeDependencies, now: () => Date): Promise<KeyService> {
+  const metrics = deps.metrics;
   const resolver = createResolver({
     servers: config.dns.servers,
     udpTimeoutMs: config.dns.timeout,
@@ -42,10 +71,7 @@ export async function buildRuntime(config: Config, deps: RuntimeDependencies): P
     await mkdir(config.pins.directory as string, { recursive: true, mode: 0o700 });
     pins = await PinStore.open(config.pins.directory as string);
   }
-  await mkdir(config.milter.spoolDirectory as string, { recursive: true, mode: 0o700 });
-  const now = deps.now ?? (() => new Date());
-  const metrics = deps.metrics;
-  const keyService = new KeyService(createSiteKeyFinder(resolver), pins, now, {
+  return new KeyService(createSiteKeyFinder(resolver), pins, now, {
     lookupDone(_domain, seconds, cached) {
       metrics?.dnsLookupSeconds.observe(seconds);
       metrics?.dnsCacheRequests.inc({ result: cached ? 'hit' : 'miss' });
@@ -54,17 +80,4 @@ export async function buildRuntime(config: Config, deps: RuntimeDependencies): P
       deps.log.error('pin store write failed', { domain, error: error.message });
     },
   });
-  return {
-    config,
-    signingKey: keys.current.privateKey,
-    signingFingerprint: keys.current.fingerprint,
-    decryptionKeys: [keys.current.privateKey, ...keys.previous.map((k) => k.privateKey)],
-    keys: keyService,
-    direction: directionFor(config),
-    policy: policySettings(config),
-    markerSecret,
-    metrics,
-    now,
-    submit: deps.submit ?? smtpSubmit,
-  };
 }

@@ -61,7 +61,7 @@ export async function processInbound(runtime: Runtime, message: InboundMessage):
       const verdict = result.verdict;
       return {
         result: { verdict: CONTINUE, modifications },
-        action: result.kind === 'opened' ? (verdict.encrypted ? 'decrypted' : 'unwrapped') : 'verified',
+        action: result.kind === 'opened' ? (verdict.encrypted ? 'decrypted' : 'unwrapped') : 'annotated',
         reason: `${verdict.result} (${verdict.reason})${verdict.domain === null ? '' : ` from ${verdict.domain}`}`,
         keys: verdict.fingerprint === null ? [] : [verdict.fingerprint],
         dnssec: verdict.dnssec ?? undefined,

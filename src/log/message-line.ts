@@ -20,7 +20,10 @@ export interface MessageSummary {
   readonly action: string;
   /** Why, in a few words (for example `policy required`, `no key published`). */
   readonly reason: string;
-  /** Fingerprints of the site keys used (encryption, signing, or verification). */
+  /**
+   * Fingerprints of the other sites' keys involved: outbound, the keys the message was encrypted to; inbound, the
+   * key whose signature was checked. (Our own signing key is the same for every message: see the start-up line.)
+   */
   readonly keys: readonly string[];
   /** Whether the keys' DNS answers were DNSSEC-validated; undefined when no key lookup was made. */
   readonly dnssec: boolean | undefined;

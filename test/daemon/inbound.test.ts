@@ -143,7 +143,7 @@ describe('inbound', () => {
         direction: 'inbound',
         senderDomain: 'a.test',
         recipientDomains: ['site.test'],
-        action: 'verified',
+        action: 'annotated',
         reason: `fail (${reason})`,
         keys: [],
         dnssec: undefined,
@@ -178,7 +178,7 @@ describe('inbound', () => {
       'policy.encrypted=no',
     ]);
     assert.deepEqual(outcome.eom, { modifications: [{ kind: 'insertHeader', index: 0, ...passed }], verdict: CONTINUE, progress: 0 });
-    assert.equal(daemon.summaries().find((l) => l.queueId === 'Q-SIGNED')?.action, 'verified');
+    assert.equal(daemon.summaries().find((l) => l.queueId === 'Q-SIGNED')?.action, 'annotated');
   });
 
   it('defers when the sending site\'s key cannot be looked up (dnsError tempfail); accept delivers it as received with x-muse=temperror', async () => {
