@@ -1,0 +1,391 @@
+/**
+ * The end-to-end topology: two MUSE sites and their DNS, all real programs on 127.0.0.1, configured from the
+ * administrator examples in `examples/` (muse.yaml, postfix/main.cf, postfix/master.cf, sendmail/muse.mc),
+ * which are templated only for ports and paths.
+ *
+ *   test client ──► Postfix A (submission) ──milter──► muse-milter A (outbound: sign + encrypt)
+ *                     │ site-b.test                         ▲
+ *                     ▼                                     │ Sendmail (muse.mc) ─── relays everything to the tap
+ *                   SMTP tap (records the wire) ─► Postfix B (INBOUND listener) ──milter──► muse-milter B (decrypt)
+ *                     │ other domains                                      │ site-b.test
+ *                     ▼                                                    ▼
+ *                   "world" sink (exact bytes)                          "mailbox" sink (exact bytes)
+ *
+ * DNS: knot serves and signs every zone, unbound validates in front of it (test/support/dns-servers.ts):
+ * `site-a.test` and `site-b.test` publish the `_muse` records `genkey` made (policy opportunistic, so a pin,
+ * not the published policy, is what refuses a downgrade); `keyless.test` publishes nothing; `partner.example`
+ * publishes nothing and is `required` in examples/muse.yaml; `bogus.test` publishes records but unbound holds
+ * a wrong trust anchor for it, so every answer about it is SERVFAIL.
+ *
+ * Ports (127.0.0.1 only). The e2e suite owns 13000-13199; each test file takes one block of 50 and starts
+ * its own topology, so files running in parallel never share a port or a directory:
+ *
+ *   block base:  13000 delivery.test.ts   13050 faults.test.ts   13100 restarts.test.ts   13150 (free)
+ *
+ *   offset  service                          offset  service
+ *   +0      knot (authoritative)             +10/+20 Postfix A/B smtpd (master.cf "smtp" line; unused)
+ *   +1      unbound (validating resolver)    +11/+21 Postfix A/B submission (ORIGINATING; the clients' way in)
+ *   +2      mailbox sink (B delivers here)   +12/+22 Postfix A/B INBOUND smtpd (the tap forwards to B's)
+ *   +3      world sink (A's other domains)   +13/+23 Postfix A/B re-injection smtpd (no milters)
+ *   +4      SMTP tap, A → B                  +14/+24 muse-milter A/B (milter.listen)
+ *   +5      Sendmail (milter: muse-milter A) +15/+25 muse-milter A/B metrics
+ *
+ * Instance directories live under /var/lib/muse-test (test/support/instance-dir.ts); {@link Topology.stop}
+ * removes them, and an exit hook kills everything if a test file dies first.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadSitePrivateKey } from '../../src/keys/index.ts';
+import { startKnotUnbound, type KnotUnbound } from '../support/dns-servers.ts';
+import { HarnessError } from '../support/errors.ts';
+import { makeInstanceDir, removeInstanceDir } from '../support/instance-dir.ts';
+import { PostfixInstance } from '../support/postfix.ts';
+import { registerExitCleanup, runCommand } from '../support/processes.ts';
+import { SendmailInstance } from '../support/sendmail.ts';
+import { SmtpSink } from '../support/smtp-sink.ts';
+import { MuseDaemon } from './muse-daemon.ts';
+import { SmtpTap } from './smtp-tap.ts';
+
+/** First port of each test file's block (see the map above). */
+export const PORT_BLOCKS = { delivery: 13000, faults: 13050, restarts: 13100 } as const;
+
+/** The domains of the topology. */
+export const DOMAINS = {
+  siteA: 'site-a.test',
+  siteB: 'site-b.test',
+  keyless: 'keyless.test',
+  /** `required` in examples/muse.yaml (policy.domains), and publishes no key. */
+  required: 'partner.example',
+  bogus: 'bogus.test',
+} as const;
+
+/** The ports of one site. */
+export interface SitePorts {
+  readonly smtp: number;
+  readonly submission: number;
+  readonly inbound: number;
+  readonly reinject: number;
+  readonly milter: number;
+  readonly metrics: number;
+}
+
+/** Every port of one topology. */
+export interface TopologyPorts {
+  readonly knot: number;
+  readonly unbound: number;
+  readonly mailbox: number;
+  readonly world: number;
+  readonly tap: number;
+  readonly sendmail: number;
+  readonly a: SitePorts;
+  readonly b: SitePorts;
+}
+
+/** The ports of the block starting at `base`. */
+export function topologyPorts(base: number): TopologyPorts {
+  const site = (first: number): SitePorts => ({
+    smtp: first,
+    submission: first + 1,
+    inbound: first + 2,
+    reinject: first + 3,
+    milter: first + 4,
+    metrics: first + 5,
+  });
+  return { knot: base, unbound: base + 1, mailbox: base + 2, world: base + 3, tap: base + 4, sendmail: base + 5, a: site(base + 10), b: site(base + 20) };
+}
+
+/** One MUSE site: its key, its muse-milter and its Postfix. */
+export interface Site {
+  readonly domain: string;
+  /** The site key's fingerprint (upper-case hex). */
+  readonly fingerprint: string;
+  /** The armored private key file `genkey` wrote (mode 0600). */
+  readonly privateKeyPath: string;
+  /** The armored public key `genkey` wrote. */
+  readonly publicKeyArmored: string;
+  /** The milter's data directory (pins.json lives here). */
+  readonly dataDir: string;
+  readonly ports: SitePorts;
+  readonly milter: MuseDaemon;
+  readonly postfix: PostfixInstance;
+}
+
+/** Options of {@link startTopology}. */
+export interface TopologyOptions {
+  /** First port of the file's block ({@link PORT_BLOCKS}). */
+  readonly portBase: number;
+  /** Also start Sendmail with examples/sendmail/muse.mc pointing at site A's milter. */
+  readonly sendmail?: boolean;
+}
+
+/** A running topology; always {@link stop} it. */
+export interface Topology {
+  readonly ports: TopologyPorts;
+  readonly dns: KnotUnbound;
+  readonly siteA: Site;
+  readonly siteB: Site;
+  /** Between Postfix A (and Sendmail) and Postfix B's INBOUND listener. */
+  readonly tap: SmtpTap;
+  /** Where Postfix B delivers site-b.test mail. */
+  readonly mailbox: SmtpSink;
+  /** Where Postfix A delivers every domain but site-b.test. */
+  readonly world: SmtpSink;
+  readonly sendmail: SendmailInstance | undefined;
+  /** Stops everything (bounded) and removes every directory. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+const REPOSITORY_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const EXAMPLES = join(REPOSITORY_ROOT, 'examples');
+
+/**
+ * Replaces every `${NAME}` in an example file. A placeholder without a value throws, so an example that grows
+ * a placeholder the suite does not know fails loudly instead of yielding a half-filled configuration.
+ */
+function fillPlaceholders(text: string, values: Readonly<Record<string, string>>, file: string): string {
+  return text.replace(/\$\{([A-Z_]+)\}/g, (_whole, name: string) => {
+    const value = values[name];
+    if (value === undefined) throw new HarnessError('INVALID_ARGUMENT', `${file}: no value for placeholder \${${name}}`);
+    return value;
+  });
+}
+
+function readExample(path: string): string {
+  return readFileSync(join(EXAMPLES, path), 'utf8');
+}
+
+/** The `name = value` settings of a main.cf text (continuation lines joined, comments dropped). */
+function mainCfSettings(text: string): Record<string, string> {
+  const settings: Record<string, string> = {};
+  let last: string | undefined;
+  for (const line of text.split('\n')) {
+    if (line.trim() === '' || line.startsWith('#')) continue;
+    if (/^\s/.test(line)) {
+      if (last === undefined) throw new HarnessError('INVALID_ARGUMENT', `main.cf: continuation line without a setting: ${line}`);
+      settings[last] = `${settings[last]} ${line.trim()}`;
+      continue;
+    }
+    const match = /^([A-Za-z0-9_]+)\s*=\s*(.*)$/.exec(line);
+    if (match?.[1] === undefined) throw new HarnessError('INVALID_ARGUMENT', `main.cf: not a setting: ${line}`);
+    last = match[1];
+    settings[last] = (match[2] ?? '').trim();
+  }
+  return settings;
+}
+
+/** The service lines of a master.cf text (with their `-o` continuation lines), comments and blanks dropped. */
+function masterCfLines(text: string): string[] {
+  return text.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('#'));
+}
+
+/**
+ * unbound keeps records 5 s, so a record removed from knot is gone from it within seconds (muse-milter's own
+ * cache may keep it longer, dns.minTtl: the tests that need a fresh lookup restart the milter), and "no such
+ * record" 60 s (the zones' SOA minimum), so a retry soon after a first lookup is answered from the caches.
+ */
+const RESOLVER_CACHE = { maxTtl: 5, maxNegativeTtl: 60 } as const;
+
+/** Postfix retries soon: the queue is scanned every second and deferred mail waits 1-2 s. */
+const FAST_RETRY = { queue_run_delay: '1s', minimal_backoff_time: '1s', maximal_backoff_time: '2s' } as const;
+
+/** Runs `muse-milter genkey` as an administrator would; returns the zone lines it wrote. */
+async function genkey(domain: string, dir: string, policy: 'testing' | 'opportunistic' | 'enforce'): Promise<string> {
+  const result = await runCommand(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/main.ts', 'genkey', '--domain', domain, '--dir', dir, '--policy', policy],
+    { cwd: REPOSITORY_ROOT, timeoutMs: 60_000 },
+  );
+  if (result.code !== 0) throw new HarnessError('START_FAILED', `genkey --domain ${domain} exited ${result.code}: ${result.stderr}`);
+  return readFileSync(join(dir, `${domain}.zone`), 'utf8');
+}
+
+/** Cleanup steps run in reverse order of the starts. */
+class Teardown {
+  private readonly steps: Array<() => Promise<void> | void> = [];
+
+  add(step: () => Promise<void> | void): void {
+    this.steps.push(step);
+  }
+
+  async run(): Promise<void> {
+    for (const step of this.steps.splice(0).reverse()) {
+      try {
+        await step();
+      } catch {
+        // Best effort: one failing stop must not keep the others from running.
+      }
+    }
+  }
+}
+
+/** Writes site files and the milter configuration (examples/muse.yaml); returns the site's key facts. */
+async function prepareSite(workDir: string, label: string, domain: string, ports: SitePorts, dnsPort: number) {
+  const dataDir = join(workDir, label);
+  mkdirSync(dataDir, { mode: 0o700 });
+  const keyDir = join(dataDir, 'keys');
+  const zone = await genkey(domain, keyDir, 'opportunistic');
+  const privateKeyPath = join(keyDir, `${domain}.private.asc`);
+  const key = await loadSitePrivateKey(privateKeyPath, 'refuse');
+  const configPath = join(dataDir, 'muse.yaml');
+  const values = {
+    DATA_DIR: dataDir,
+    SITE_DOMAIN: domain,
+    MILTER_PORT: String(ports.milter),
+    DNS_PORT: String(dnsPort),
+    REINJECT_PORT: String(ports.reinject),
+    METRICS_PORT: String(ports.metrics),
+  };
+  writeFileSync(configPath, fillPlaceholders(readExample('muse.yaml'), values, 'examples/muse.yaml'));
+  const milter = new MuseDaemon({ configPath, logPath: join(dataDir, 'milter.log'), milterPort: ports.milter, name: `muse-milter of ${domain}` });
+  return {
+    zone,
+    files: {
+      domain,
+      fingerprint: key.fingerprint,
+      privateKeyPath,
+      publicKeyArmored: readFileSync(join(keyDir, `${domain}.public.asc`), 'utf8'),
+      dataDir,
+      ports,
+      milter,
+    },
+  };
+}
+
+/** Postfix for one site: examples/postfix/main.cf and master.cf, plus the site's routing and fast retries. */
+function startSitePostfix(domain: string, ports: SitePorts, routing: Readonly<Record<string, string>>): Promise<PostfixInstance> {
+  const mainCf = mainCfSettings(fillPlaceholders(readExample('postfix/main.cf'), { MILTER_PORT: String(ports.milter) }, 'examples/postfix/main.cf'));
+  const masterValues = {
+    SUBMISSION_PORT: `127.0.0.1:${ports.submission}`,
+    INBOUND_PORT: `127.0.0.1:${ports.inbound}`,
+    REINJECT_PORT: String(ports.reinject),
+  };
+  const masterLines = masterCfLines(fillPlaceholders(readExample('postfix/master.cf'), masterValues, 'examples/postfix/master.cf'));
+  return PostfixInstance.start({
+    smtpPort: ports.smtp,
+    settings: { ...mainCf, myhostname: `mta.${domain}`, mydomain: domain, ...FAST_RETRY, ...routing },
+    masterLines,
+  });
+}
+
+/** A started component and how to stop it. */
+interface Started<T> {
+  readonly value: T;
+  stop(): Promise<void>;
+}
+
+/**
+ * Waits for every start; registers the stop of each one that succeeded, then throws the first failure (so
+ * the caller's teardown stops what did start) or returns the values in order.
+ */
+async function startAll<T extends readonly unknown[]>(teardown: Teardown, starts: { readonly [K in keyof T]: Promise<Started<T[K]>> }): Promise<T> {
+  const settled = await Promise.allSettled(starts as ReadonlyArray<Promise<Started<unknown>>>);
+  const values: unknown[] = [];
+  let failure: unknown;
+  for (const outcome of settled) {
+    if (outcome.status === 'fulfilled') {
+      teardown.add(() => outcome.value.stop());
+      values.push(outcome.value.value);
+    } else {
+      failure ??= outcome.reason;
+    }
+  }
+  if (failure !== undefined) throw failure;
+  return values as unknown as T;
+}
+
+/** A start whose component stops with `stop`. */
+function started<T>(value: T, stop: () => Promise<unknown>): Started<T> {
+  return { value, stop: async () => void (await stop()) };
+}
+
+/** Sendmail with examples/sendmail/muse.mc pointing at site A's milter, relaying everything through the tap. */
+function startSendmail(ports: TopologyPorts): Promise<SendmailInstance> {
+  const museMc = fillPlaceholders(readExample('sendmail/muse.mc'), { MILTER_PORT: String(ports.a.milter) }, 'examples/sendmail/muse.mc');
+  return SendmailInstance.start({
+    smtpPort: ports.sendmail,
+    relayPort: ports.tap,
+    hostname: `sm.${DOMAINS.siteA}`,
+    // The harness's .mc has {{MILTERS}} after DAEMON_OPTIONS and before the MAILER lines, where muse.mc
+    // says its lines go.
+    vars: { MILTERS: museMc.replace(/\n*$/, '\n') },
+  });
+}
+
+/**
+ * Starts the whole topology: keys by `genkey`, knot + unbound, the sinks and the tap, both milters, both
+ * Postfix instances, and Sendmail if asked. Throws `START_FAILED` (after stopping whatever had started) when
+ * any component does not come up.
+ */
+export async function startTopology(options: TopologyOptions): Promise<Topology> {
+  const ports = topologyPorts(options.portBase);
+  const teardown = new Teardown();
+  const workDir = makeInstanceDir('e2e');
+  const unregisterExitCleanup = registerExitCleanup(() => removeInstanceDir(workDir));
+  teardown.add(() => {
+    removeInstanceDir(workDir);
+    unregisterExitCleanup();
+  });
+  try {
+    const [a, b, bogusZone] = await Promise.all([
+      prepareSite(workDir, 'site-a', DOMAINS.siteA, ports.a, ports.unbound),
+      prepareSite(workDir, 'site-b', DOMAINS.siteB, ports.b, ports.unbound),
+      genkey(DOMAINS.bogus, join(workDir, 'bogus-keys'), 'opportunistic'),
+    ]);
+    const dns = await startKnotUnbound(
+      [
+        { name: DOMAINS.siteA, trust: 'signed', records: a.zone },
+        { name: DOMAINS.siteB, trust: 'signed', records: b.zone },
+        { name: DOMAINS.keyless, trust: 'signed', records: '' },
+        { name: DOMAINS.required, trust: 'signed', records: '' },
+        { name: DOMAINS.bogus, trust: 'bogus', records: bogusZone },
+      ],
+      { knot: ports.knot, unbound: ports.unbound },
+      RESOLVER_CACHE,
+    );
+    teardown.add(() => dns.stop());
+    const mailbox = await SmtpSink.start({ port: ports.mailbox, hostname: 'mailbox.site-b.test' });
+    teardown.add(() => mailbox.close());
+    const world = await SmtpSink.start({ port: ports.world, hostname: 'world.test' });
+    teardown.add(() => world.close());
+    const tap = await SmtpTap.start({ port: ports.tap, upstreamPort: ports.b.inbound });
+    teardown.add(() => tap.close());
+
+    // The daemons do not depend on each other to start (an MTA answers 4xx until its milter is up), so they
+    // start together; each one that did start is stopped again if another did not.
+    const [postfixA, postfixB, sendmail] = await startAll<[PostfixInstance, PostfixInstance, SendmailInstance | undefined, undefined, undefined]>(teardown, [
+      startSitePostfix(DOMAINS.siteA, ports.a, {
+        // site-b.test through the tap; everything else to the world sink.
+        transport_maps: `inline:{ ${DOMAINS.siteB}=smtp:[127.0.0.1]:${ports.tap} }`,
+        relayhost: `[127.0.0.1]:${ports.world}`,
+      }).then((postfix) => started(postfix, () => postfix.stop())),
+      startSitePostfix(DOMAINS.siteB, ports.b, {
+        relay_domains: DOMAINS.siteB,
+        transport_maps: `inline:{ ${DOMAINS.siteB}=smtp:[127.0.0.1]:${ports.mailbox} }`,
+      }).then((postfix) => started(postfix, () => postfix.stop())),
+      (options.sendmail === true ? startSendmail(ports) : Promise.resolve(undefined)).then((sendmail) => started(sendmail, async () => sendmail?.stop())),
+      a.files.milter.start().then(() => started(undefined, () => a.files.milter.stop())),
+      b.files.milter.start().then(() => started(undefined, () => b.files.milter.stop())),
+    ]);
+
+    let stopped = false;
+    return {
+      ports,
+      dns,
+      siteA: { ...a.files, postfix: postfixA },
+      siteB: { ...b.files, postfix: postfixB },
+      tap,
+      mailbox,
+      world,
+      sendmail,
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await teardown.run();
+      },
+    };
+  } catch (error) {
+    await teardown.run();
+    throw error;
+  }
+}
