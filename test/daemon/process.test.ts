@@ -6,7 +6,7 @@
  * machine: key created, DNS records and Postfix lines printed, milter served; a second start reuses the key), and
  * `check-config` exit codes.
  * Ports: ephemeral, except the embedded-default test, which binds the defaults 127.0.0.1:8899 (milter) and
- * 127.0.0.1:9464 (metrics); no other test file uses those two ports.
+ * 127.0.0.1:9464 (metrics), and runs a Postfix on 127.0.0.1:12790; no other test file uses those ports.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +17,10 @@ import { readKey } from 'openpgp';
 import { stringify } from 'yaml';
 import { formatZoneRecords, siteKeyZoneRecords } from '../../src/keys/index.ts';
 import { MilterClient, type Response } from '../../milter/src/index.ts';
+import { PostfixInstance } from '../support/postfix.ts';
 import { runCommand } from '../support/processes.ts';
+import { sendMail } from '../support/smtp-client.ts';
+import { SmtpSink } from '../support/smtp-sink.ts';
 import { ChildMuse, CLI, REPO_ROOT, STARTUP_TIMEOUT_MS } from './support/child-muse.ts';
 import { MuseZone } from './support/muse-zone.ts';
 import {
@@ -89,6 +92,9 @@ async function runChild(configPath: string): Promise<ChildMuse> {
 }
 
 // The children are independent (own data directories, ports and zone domains): they run side by side.
+/** SMTP port of the Postfix that uses the embedded default's printed lines. */
+const POSTFIX_PORT = 12790;
+
 describe('muse-milter as a process', { concurrency: true }, () => {
   describe('reload in-process', () => {
     it('applies a new configuration to the next message; the message in progress keeps the rules it started with', async () => {
@@ -258,6 +264,32 @@ describe('muse-milter as a process', { concurrency: true }, () => {
       assert.equal((await second.waitForLog('muse-milter started')).fingerprint, fingerprint);
       const again = await MilterClient.connect('inet:127.0.0.1:8899', { connectTimeout: 5_000, replyTimeout: 10_000 });
       await again.close();
+
+      // A real Postfix configured with exactly the lines the first run printed uses the milter: a message to
+      // the site's own domain (local: never encrypted) goes through it and arrives unchanged.
+      const printed = Object.fromEntries(
+        report
+          .slice(report.indexOf('"postfix reload":\n\n') + '"postfix reload":\n\n'.length)
+          .trim()
+          .split('\n')
+          .map((line) => line.split(' = ') as [string, string]),
+      );
+      assert.deepEqual(Object.keys(printed), ['smtpd_milters', 'non_smtpd_milters', 'milter_protocol', 'milter_default_action', 'milter_mail_macros']);
+      const sink = await SmtpSink.start();
+      cleanups.push(() => sink.close());
+      const postfix = await PostfixInstance.start({
+        smtpPort: POSTFIX_PORT,
+        settings: { ...printed, transport_maps: `inline:{ site.test=smtp:[127.0.0.1]:${sink.port} }` },
+      });
+      cleanups.push(() => postfix.stop());
+      const message = Buffer.from('From: <alice@site.test>\r\nTo: <bob@site.test>\r\nSubject: through Postfix\r\nMessage-ID: <npm-start@site.test>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nHello Bob\r\n');
+      const sent = await sendMail({ port: POSTFIX_PORT, from: 'alice@site.test', to: ['bob@site.test'], data: message });
+      assert.equal(sent.final.code, 250);
+      const [delivered] = await sink.waitForCount(1, 30_000);
+      assert.ok(delivered?.data.subarray(delivered.data.indexOf('From: <alice@site.test>')).equals(message), 'delivered unchanged after the Received header');
+      const line = await second.waitForLog('message processed');
+      assert.equal(line.direction, 'outbound');
+      assert.deepEqual(line.recipientDomains, ['site.test']);
       second.signal('SIGTERM');
       assert.deepEqual(await second.exit(), { code: 0, signal: null });
     });
