@@ -38,6 +38,8 @@ interface MessageState {
   decided: Map<string, RecipientDecision>;
   /** The `defer` strategy: the group of the first accepted recipient. */
   group: 'encrypted' | 'clear' | undefined;
+  /** Recipients refused at RCPT, for the summary line of a message that ends before its data. */
+  refused: Array<{ domain: string; decision: Extract<RecipientDecision, { kind: 'refuse' }> }>;
 }
 
 async function* noBody(): AsyncGenerator<Buffer> {}
@@ -64,6 +66,7 @@ class MuseHandler implements MilterHandler {
       lookups: new Map(),
       decided: new Map(),
       group: undefined,
+      refused: [],
     };
     runtime.metrics?.messagesInFlight.inc();
     return CONTINUE;
@@ -75,7 +78,7 @@ class MuseHandler implements MilterHandler {
     const { runtime } = state;
     const domain = recipientDomain(recipient, runtime.config.site.domain);
     if (runtime.policy.isLocal(domain) || runtime.policy.policyFor(domain) === 'never') {
-      return this.checkGroup(state, decideRecipient(domain, undefined, runtime.policy));
+      return this.checkGroup(state, domain, decideRecipient(domain, undefined, runtime.policy));
     }
     let lookup = state.lookups.get(domain);
     if (lookup === undefined) {
@@ -89,13 +92,15 @@ class MuseHandler implements MilterHandler {
     if (runtime.config.mixedRecipients.strategy === 'defer') {
       // Relays that cannot split: settle each recipient now and defer those of another group.
       const keys = await lookup;
-      return this.checkGroup(state, decideRecipient(domain, keys.facts, runtime.policy));
+      return this.checkGroup(state, domain, decideRecipient(domain, keys.facts, runtime.policy));
     }
     // An answer from the cache settles within this turn of the event loop: wait that long (never for the
     // network), so a recipient refused from the cache is refused alone, at RCPT.
     await Promise.race([lookup.then(() => undefined, () => undefined), new Promise<void>((resolve) => setImmediate(resolve))]);
     const known = state.decided.get(domain);
-    return known?.kind === 'refuse' && !runtime.config.policy.testing ? reply(known.reply.code, known.reply.enhanced, known.reply.text) : CONTINUE;
+    if (known?.kind !== 'refuse' || runtime.config.policy.testing) return CONTINUE;
+    state.refused.push({ domain, decision: known });
+    return reply(known.reply.code, known.reply.enhanced, known.reply.text);
   }
 
   async endOfMessage(ctx: MilterContext): Promise<EndOfMessageResult> {
@@ -142,12 +147,24 @@ class MuseHandler implements MilterHandler {
     }
     const keeps = outcome.result.verdict.kind === 'continue' || outcome.result.verdict.kind === 'accept';
     const result: EndOfMessageResult = keeps && strip.length > 0 ? { ...outcome.result, modifications: [...strip, ...(outcome.result.modifications ?? [])] } : outcome.result;
-    this.summary(ctx, state, outcome, recipients);
+    this.summary(ctx, state, outcome, recipients.map((r) => recipientDomain(r, runtime.config.site.domain)));
     this.finish();
     return result;
   }
 
-  abort(): void {
+  /** A message that ends before its data (all recipients refused, RSET, QUIT) still gets its summary line. */
+  abort(ctx: MilterContext): void {
+    const state = this.state;
+    if (state !== undefined) {
+      const refusal = state.refused.find((r) => r.decision.temporary) ?? state.refused[0];
+      this.summary(ctx, state, {
+        result: { verdict: CONTINUE },
+        action: refusal === undefined ? 'abandoned' : refusal.decision.temporary ? 'tempfail' : 'reject',
+        reason: refusal === undefined ? 'the message ended before its data' : `refused at RCPT: ${state.refused.map((r) => `${r.domain}: ${r.decision.reason}`).join('; ')}`,
+        keys: [],
+        dnssec: undefined,
+      }, [...ctx.message.recipients.map((r) => recipientDomain(r, state.runtime.config.site.domain)), ...state.refused.map((r) => r.domain)]);
+    }
     this.finish();
   }
 
@@ -155,10 +172,12 @@ class MuseHandler implements MilterHandler {
     this.finish();
   }
 
-  private checkGroup(state: MessageState, decision: RecipientDecision): Verdict {
+  private checkGroup(state: MessageState, domain: string, decision: RecipientDecision): Verdict {
     const group = groupOf(decision);
     if (decision.kind === 'refuse') {
-      return state.runtime.config.policy.testing ? CONTINUE : reply(decision.reply.code, decision.reply.enhanced, decision.reply.text);
+      if (state.runtime.config.policy.testing) return CONTINUE;
+      state.refused.push({ domain, decision });
+      return reply(decision.reply.code, decision.reply.enhanced, decision.reply.text);
     }
     if (state.runtime.config.mixedRecipients.strategy !== 'defer' || group === 'refused') return CONTINUE;
     if (state.group === undefined) state.group = group;
@@ -166,14 +185,14 @@ class MuseHandler implements MilterHandler {
     return reply(452, '4.5.3', 'Too many recipients for one message; send to this one in a separate transaction');
   }
 
-  private summary(ctx: MilterContext, state: MessageState, outcome: MessageOutcome, recipients: readonly string[]): void {
+  private summary(ctx: MilterContext, state: MessageState, outcome: MessageOutcome, domains: readonly string[]): void {
     const { runtime } = state;
     const sender = ctx.message.sender === undefined ? '' : bareAddress(ctx.message.sender);
     messageLine(ctx.log, {
       queueId: ctx.macro('i'),
       direction: state.direction,
       senderDomain: sender.includes('@') ? sender.slice(sender.lastIndexOf('@') + 1).toLowerCase() : undefined,
-      recipientDomains: [...new Set(recipients.map((r) => recipientDomain(r, runtime.config.site.domain)))],
+      recipientDomains: [...new Set(domains)],
       action: outcome.action,
       reason: outcome.reason,
       keys: outcome.keys,

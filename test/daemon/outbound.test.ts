@@ -11,9 +11,11 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Response } from '../../milter/src/index.ts';
 import { signOnlyKey } from '../keys/test-keys.ts';
+import { waitFor } from '../support/processes.ts';
 import { MuseZone } from './support/muse-zone.ts';
 import {
   crlfBody,
+  LOCAL_CLIENT,
   makeSite,
   openSession,
   replyCode,
@@ -276,6 +278,28 @@ describe('outbound: refusals', () => {
     assert.deepEqual(second.eom?.verdict, CONTINUE);
     assert.deepEqual(second.delivered?.recipients, ['<bob@b.test>']);
     assert.equal(daemon.summaries().find((l) => l.queueId === 'Q-REQ2')?.action, 'encrypted');
+
+    // Every recipient refused at RCPT: the MTA aborts, and the message still gets its one summary line.
+    const mta = await openSession(daemon.address, LOCAL_CLIENT, { i: 'Q-REQ3' });
+    try {
+      assert.equal((await mta.mailFrom('<alice@site.test>', [], { i: 'Q-REQ3' })).reply.kind, 'continue');
+      assert.deepEqual((await mta.rcptTo('<rita@r.test>', [], { i: 'Q-REQ3' })).reply, refusal);
+      mta.abort();
+      // ABORT has no reply: wait (bounded) for the line it produces.
+      const line = await waitFor(() => daemon.summaries().find((l) => l.queueId === 'Q-REQ3'), { timeoutMs: 5000, what: 'the summary line of Q-REQ3' });
+      assert.deepEqual(summaryFields(line), {
+        queueId: 'Q-REQ3',
+        direction: 'outbound',
+        senderDomain: 'site.test',
+        recipientDomains: ['r.test'],
+        action: 'tempfail',
+        reason: 'refused at RCPT: r.test: no usable site key published',
+        keys: [],
+        dnssec: undefined,
+      });
+    } finally {
+      await mta.close();
+    }
   });
 
   it('refuses a domain that publishes p=enforce without a usable key, unless the administrator lowered it to opportunistic', async () => {
@@ -436,7 +460,7 @@ describe('outbound: signCleartext false', () => {
 describe('summary lines', () => {
   it('wrote exactly one summary line per message of this file, with the documented fields in order', () => {
     const lines = daemons.flatMap((d) => d.summaries());
-    const sent = ['Q-ENC', 'Q-SIGN', 'Q-NEVER', 'Q-LOCAL', 'Q-PRE', 'Q-REQ1', 'Q-REQ2', 'Q-ENF', 'Q-LOW', 'Q-PIN1', 'Q-PIN2', 'Q-SUS1', 'Q-SUS2'];
+    const sent = ['Q-ENC', 'Q-SIGN', 'Q-NEVER', 'Q-LOCAL', 'Q-PRE', 'Q-REQ1', 'Q-REQ2', 'Q-REQ3', 'Q-ENF', 'Q-LOW', 'Q-PIN1', 'Q-PIN2', 'Q-SUS1', 'Q-SUS2'];
     sent.push('Q-REJ', 'Q-NOAD', 'Q-AD', 'Q-NOADREQ', 'Q-TEST1', 'Q-TEST2', 'Q-TEST3', 'Q-PLAIN');
     assert.deepEqual(lines.map((l) => l.queueId).sort(), sent.sort());
     for (const line of lines) {
