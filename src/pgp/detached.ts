@@ -1,11 +1,13 @@
 /**
  * Detached signatures over a MIME entity (RFC 3156 §5): a binary-mode (type 0x00) signature over
- * the CRLF-canonical bytes, armored with CRLF, plus the `micalg` name of its hash.
+ * the CRLF-canonical bytes, armored with CRLF, plus the `micalg` name of its hash. The native
+ * path (./fast/) signs when the key allows; openpgp.js, the reference, otherwise.
  */
 import { createMessage, enums, readSignature, sign, verify, type PrivateKey, type PublicKey, type Signature } from 'openpgp';
 import { armorBytes, dearmor } from './armor.ts';
 import { pgpConfig } from './config.ts';
 import { errorMessage, PgpError } from './errors.ts';
+import { fastSignDetached } from './fast/detached.ts';
 import { checkSignatures, type SignatureCheck } from './signature-check.ts';
 
 /** A detached signature ready for the second part of a multipart/signed. */
@@ -16,14 +18,20 @@ export interface DetachedSignature {
   readonly micalg: string;
 }
 
-/** Signs `data` (already canonical) with `signingKey`. Throws `SIGN_FAILED`. */
+/**
+ * Signs `data` (already canonical) with `signingKey`. Throws `SIGN_FAILED`.
+ * @param fastPath try the native node:crypto path first
+ */
 export async function signDetached(
   data: Uint8Array,
   signingKey: PrivateKey,
   date: Date,
   deterministicSignatures = false,
+  fastPath = true,
 ): Promise<DetachedSignature> {
   try {
+    const fast = fastPath ? await fastSignDetached({ data, signingKey, date, deterministicSignatures }) : null;
+    if (fast !== null) return { armored: armorBytes('SIGNATURE', fast.signature), micalg: micalgName(fast.hash) };
     const message = await createMessage({ binary: data, date, format: 'binary' });
     const config = pgpConfig({ deterministicSignatures });
     const binary = await sign({ message, signingKeys: signingKey, detached: true, format: 'binary', date, config });

@@ -2,10 +2,13 @@
  * Sign-then-encrypt of a MIME entity into one OpenPGP message (RFC 3156 §6.2): a one-pass
  * signature by the site key and a binary literal packet inside SEIPDv1, encrypted to every
  * recipient key. Plaintext given as a stream is encrypted as a stream (openpgp.js Web streams).
+ * Whole uncompressed plaintext goes through the native path (./fast/) when its keys allow;
+ * openpgp.js, the reference, does everything else.
  */
 import { createMessage, encrypt, type PrivateKey, type PublicKey, type SessionKey } from 'openpgp';
 import { pgpConfig, type Compression } from './config.ts';
 import { errorMessage, PgpError } from './errors.ts';
+import { fastSignEncrypt } from './fast/sign-encrypt.ts';
 import { iterableToWebStream } from './web-stream.ts';
 
 /** Inputs of {@link signAndEncrypt}. */
@@ -20,6 +23,8 @@ export interface SignAndEncryptInput {
   readonly sessionKey?: SessionKey;
   readonly deterministicSignatures?: boolean;
   readonly compression?: Compression;
+  /** Try the native node:crypto path first (default true); openpgp.js covers what it does not. */
+  readonly fastPath?: boolean;
 }
 
 /**
@@ -28,6 +33,10 @@ export interface SignAndEncryptInput {
  */
 export async function signAndEncrypt(input: SignAndEncryptInput): Promise<AsyncIterable<Uint8Array>> {
   try {
+    if ((input.fastPath ?? true) && (input.compression ?? 'none') === 'none' && input.plaintext instanceof Uint8Array) {
+      const fast = await fastSignEncrypt({ ...input, data: input.plaintext });
+      if (fast !== null) return single(fast);
+    }
     // Binary literal data: a text literal would turn CRLF into LF (and back only approximately).
     const data = input.plaintext instanceof Uint8Array ? input.plaintext : iterableToWebStream(input.plaintext);
     const message = await createMessage({ binary: data, date: input.date, format: 'binary' });
