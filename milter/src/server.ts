@@ -6,6 +6,7 @@
  * end-of-message replies as several small segments meets Nagle's algorithm against the MTA's delayed
  * ACK and stalls about 40 ms per message on loopback TCP.
  */
+import cluster from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
@@ -168,7 +169,13 @@ async function removeStaleSocket(path: string): Promise<void> {
     });
     probe.once('error', () => resolve(false));
   });
-  if (alive) throw new MilterUsageError('invalid-option', `another process is listening on ${path}`);
+  if (alive) {
+    // In a node:cluster worker the primary binds the socket once and shares it with every worker: the socket
+    // is live because an earlier worker is listening on it. (Another program's socket still fails: the
+    // primary's bind reports EADDRINUSE.)
+    if (cluster.isWorker) return;
+    throw new MilterUsageError('invalid-option', `another process is listening on ${path}`);
+  }
   await unlink(path);
 }
 

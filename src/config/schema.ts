@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { SERVER_DEFAULTS } from '../../milter/src/index.ts';
 import { MAX_AGE_LIMIT, siteKeyPaths } from '../keys/index.ts';
+import { describeValue } from './describe.ts';
 import { absolutePath, domainName, duration, fileMode, filePath, loopbackEndpoint, milterSocket, network, port, resolverAddress, singleLine, size } from './fields.ts';
 
 /** How the milter treats mail to one domain. `dns` follows the policy the domain publishes with its key. */
@@ -45,6 +46,11 @@ const milterSection = z.strictObject({
   maxBufferedBody: size.default(SERVER_DEFAULTS.maxBufferedBody),
   spoolDirectory: filePath.optional(),
   shutdownTimeout: duration().default(30_000),
+  // Processes serving the one socket (node:cluster); `auto` is one per core. One process keeps a site's
+  // memory and logs simple and signs and encrypts several hundred small messages a second (BENCHMARKS.md).
+  workers: z
+    .union([z.literal('auto'), z.number().int().min(1).max(64)], { error: (issue) => `expected a whole number from 1 to 64, or auto, got ${describeValue(issue.input)}` })
+    .default(1),
 });
 
 const dnsSection = z.strictObject({

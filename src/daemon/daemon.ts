@@ -6,9 +6,10 @@
  */
 import { loadConfig, type Config } from '../config/index.ts';
 import { createLogger, type MuseLogger } from '../log/index.ts';
-import { createMetrics, startMetricsServer, type MetricsServer, type MuseMetrics } from '../metrics/index.ts';
+import { createMetrics, shareWithPrimary, startMetricsServer, type MetricsServer, type MuseMetrics } from '../metrics/index.ts';
 import { MilterServer } from '../../milter/src/index.ts';
 import { buildRuntime } from './build-runtime.ts';
+import { withLogFields, workerNumber } from './cluster.ts';
 import { museMilter } from './filter.ts';
 import { dropPrivileges } from './privileges.ts';
 import type { Runtime } from './runtime.ts';
@@ -21,6 +22,8 @@ export interface DaemonOptions {
   initialConfig: Config;
   /** Install signal handlers (off in tests that drive reload and stop directly). */
   handleSignals?: boolean;
+  /** Where the `stdout` and `stderr` log targets write instead of the process's own (tests read the lines). */
+  logStream?: NodeJS.WritableStream;
 }
 
 /** A running daemon. */
@@ -41,6 +44,7 @@ export interface Daemon {
 function reloadableDifferences(before: Config, after: Config): string[] {
   const fixed: Array<[string, unknown, unknown]> = [
     ['milter.listen', before.milter.listen, after.milter.listen],
+    ['milter.workers', before.milter.workers, after.milter.workers],
     ['metrics.listen', before.metrics.listen, after.metrics.listen],
     ['logging', JSON.stringify(before.logging), JSON.stringify(after.logging)],
     ['user', before.user, after.user],
@@ -51,7 +55,10 @@ function reloadableDifferences(before: Config, after: Config): string[] {
 /** Starts the daemon. Throws (with a message naming the problem) if it cannot start. */
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const config = options.initialConfig;
-  const logger = createLogger(config.logging);
+  const worker = workerNumber();
+  const baseLogger = createLogger(config.logging, options.logStream === undefined ? {} : { stream: options.logStream });
+  // A worker of a multi-process daemon names itself in every line, so a message can be traced to a process.
+  const logger = worker === undefined ? baseLogger : withLogFields(baseLogger, { worker, pid: process.pid }, config.logging.level);
   const metrics: MuseMetrics | undefined = config.metrics.enabled ? createMetrics() : undefined;
   let runtime = await buildRuntime(config, { metrics, log: logger });
   const server = await MilterServer.start(
@@ -71,7 +78,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   server.on('connectionClosed', () => metrics?.milterConnections.dec());
   let metricsServer: MetricsServer | undefined;
   try {
-    if (metrics !== undefined) metricsServer = await startMetricsServer(metrics.registry, config.metrics.listen);
+    // A worker's metrics are served by the primary, summed with the other workers' (cluster.ts).
+    if (metrics !== undefined && worker !== undefined) shareWithPrimary(metrics.registry);
+    else if (metrics !== undefined) metricsServer = await startMetricsServer(metrics.registry, config.metrics.listen);
     // Keys and secrets were read above, sockets are bound: root is no longer needed.
     await dropPrivileges({ user: config.user, group: config.group }, logger);
   } catch (error) {
@@ -83,7 +92,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     milter: server.address,
     metrics: metricsServer?.address,
     site: config.site.domain,
-    key: runtime.signingFingerprint,
+    fingerprint: runtime.signingFingerprint,
     testing: config.policy.testing,
   });
 

@@ -8,6 +8,8 @@ import { domainOfAddressOrDomain, normaliseDomain, siteKeyOwner } from './domain
 import { KeyError } from './errors.ts';
 import { parseKeyRdata } from './key-rr.ts';
 import { fingerprintOf, readPublicKeyBytes } from './openpgp-key.ts';
+import { memoiseLookups } from './lookup-memo.ts';
+import { ParsedKeyCache } from './parsed-key-cache.ts';
 import { parseSiteTxt, strongerPolicy, type SitePolicy } from './txt-record.ts';
 import { validateSiteKey, type KeyRejectReason, type ValidatedKey } from './validate.ts';
 
@@ -101,6 +103,8 @@ export interface LookupDependencies {
   readonly resolver: DnsQuerier;
   /** The time keys are judged at; default now. */
   readonly now?: Date;
+  /** Keys parsed before, by record bytes; without it every key is parsed (and its signatures verified) anew. */
+  readonly keyCache?: ParsedKeyCache;
 }
 
 /** A key found in a record, before parsing. */
@@ -153,7 +157,7 @@ export async function lookupSiteKeys(domain: string, deps: LookupDependencies): 
     };
   }
 
-  const { keys, rejected } = await judgeCandidates([txt, key, pgp], txtAuthoritative, now);
+  const { keys, rejected } = await judgeCandidates([txt, key, pgp], txtAuthoritative, now, deps.keyCache);
   const policy = txtAuthoritative ? txt.txtRecords.map((r) => r.policy).reduce(strongerPolicy) : null;
   const maxAge = txtAuthoritative ? Math.max(...txt.txtRecords.map((r) => r.maxAge)) : 0;
   const unauthenticated = deciding.find((s) => !s.report.dnssec?.authenticated);
@@ -266,12 +270,13 @@ async function judgeCandidates(
   results: readonly SourceResult[],
   txtAuthoritative: boolean,
   now: Date,
+  keyCache: ParsedKeyCache | undefined,
 ): Promise<{ keys: SiteKey[]; rejected: RejectedKey[] }> {
   const usable = new Map<string, { key: ValidatedKey; sources: RecordSource[] }>();
   const rejected: RejectedKey[] = [];
   const unusable = new Map<string, RejectedKey>();
   for (const candidate of results.flatMap((r) => r.candidates)) {
-    const parsed = await readPublicKeyBytes(candidate.bytes).catch((error: unknown) => {
+    const parsed = await (keyCache === undefined ? readPublicKeyBytes(candidate.bytes) : keyCache.read(candidate.bytes)).catch((error: unknown) => {
       if (!(error instanceof KeyError)) throw error;
       rejected.push({ source: candidate.source, reason: 'malformed-key', detail: error.message });
       return undefined;
@@ -327,9 +332,18 @@ export interface SiteKeyFinder {
   findSiteKeys(domain: string, now?: Date): Promise<SiteKeyLookup>;
 }
 
-/** Binds {@link lookupSiteKeys} to a resolver (normally the caching one from `createResolver`). */
+/** Lookups a {@link createSiteKeyFinder} finder keeps (see lookup-memo.ts), as many as the default DNS cache. */
+export const LOOKUP_MEMO_SIZE = 10_000;
+
+/**
+ * Binds {@link lookupSiteKeys} to a resolver (normally the caching one from `createResolver`). While the answers
+ * of a domain stay in the resolver's cache, its lookup is reused whole (lookup-memo.ts); when they are fetched
+ * again, keys seen before are not parsed again ({@link ParsedKeyCache}).
+ */
 export function createSiteKeyFinder(resolver: DnsQuerier): SiteKeyFinder {
+  const keyCache = new ParsedKeyCache();
+  const find = memoiseLookups((domain, now) => lookupSiteKeys(domain, { resolver, keyCache, now }), LOOKUP_MEMO_SIZE);
   return {
-    findSiteKeys: (domain, now) => lookupSiteKeys(domainOfAddressOrDomain(domain), { resolver, ...(now ? { now } : {}) }),
+    findSiteKeys: (domain, now) => find(normaliseDomain(domainOfAddressOrDomain(domain)), now ?? new Date()),
   };
 }

@@ -22,6 +22,7 @@ const MINIMAL: Config = {
     maxBufferedBody: 1_048_576,
     spoolDirectory: '/var/lib/muse-milter/spool',
     shutdownTimeout: 30_000,
+    workers: 1,
   },
   dns: {
     servers: ['127.0.0.1:53'],

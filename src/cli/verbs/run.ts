@@ -6,6 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DATA_DIR_ENV, defaultConfig, DOMAIN_ENV, loadConfig, type Config } from '../../config/index.ts';
+import { isWorker, runAsWorker, startPrimary, workerCount } from '../../daemon/cluster.ts';
 import { startDaemon } from '../../daemon/daemon.ts';
 import { provisionSiteKey } from '../../keys/index.ts';
 import { EXIT, type CliIo, type Verb } from '../verb.ts';
@@ -64,14 +65,29 @@ export const runVerb: Verb = {
     `Without --config the embedded configuration is used: site domain from ${DOMAIN_ENV} (default muse.localhost), ` +
     `data folder from ${DATA_DIR_ENV} (default ./data), milter on inet:127.0.0.1:8899. On its first run it creates the ` +
     'site key and prints the DNS records and the Postfix lines.\n' +
-    'Signals: SIGHUP reloads the configuration and keys; SIGTERM and SIGINT drain in-flight messages and exit.\n' +
+    'Signals: SIGHUP reloads the configuration and keys; SIGTERM and SIGINT drain in-flight messages and exit. ' +
+    'With milter.workers above 1, a primary process relays them to the worker processes.\n' +
     'Exit status: 0 after a clean stop, 1 if the daemon cannot start, 2 usage error.',
   async run(args, io) {
     const path = typeof args.values.config === 'string' ? args.values.config : undefined;
-    const config = path === undefined ? defaultConfig() : await loadConfig(path);
+    const load = async (): Promise<Config> => (path === undefined ? defaultConfig() : await loadConfig(path));
+    if (isWorker()) {
+      // A worker process of a multi-process daemon: the primary prints the rest and relays the signals.
+      await runAsWorker(async () => startDaemon({ configPath: path, initialConfig: await load() }));
+      return EXIT.OK;
+    }
+    const config = await load();
+    const listening = (milter: string, metrics: string | undefined, workers: string): void =>
+      io.stderr(`run: milter listening on ${milter}${workers}${metrics === undefined ? '' : `, metrics on http://${metrics}/metrics`}\n`);
     if (path === undefined) await firstRun(config, io);
+    const workers = workerCount(config.milter.workers);
+    if (workers > 1) {
+      const primary = await startPrimary(config, workers);
+      listening(primary.milterAddress, primary.metricsAddress, ` (${workers} worker processes)`);
+      return (await primary.stopped) ? EXIT.OK : EXIT.FAILURE;
+    }
     const daemon = await startDaemon({ configPath: path, initialConfig: config });
-    io.stderr(`run: milter listening on ${daemon.milterAddress}${daemon.metricsAddress === undefined ? '' : `, metrics on http://${daemon.metricsAddress}/metrics`}\n`);
+    listening(daemon.milterAddress, daemon.metricsAddress, '');
     await daemon.stopped;
     return EXIT.OK;
   },

@@ -1,0 +1,181 @@
+/**
+ * The benchmark's results: one record per measured run, the targets of issue 7 judged against them, and
+ * three renderings — JSON (everything), a Markdown table (for BENCHMARKS.md) and an SVG bar chart.
+ */
+import type { ProfileSummary } from './profile.ts';
+import { median, round } from './stats.ts';
+
+/** Who was measured. */
+export type System = 'muse' | 'muse-1' | 'noop' | 'opendkim' | 'gpg' | 'crypto';
+
+/** Display names of the systems. */
+export const SYSTEM_NAMES: Readonly<Record<System, string>> = {
+  muse: 'muse-milter (workers: auto)',
+  'muse-1': 'muse-milter (workers: 1)',
+  noop: 'no-op milter (milter/)',
+  opendkim: 'OpenDKIM, RSA-2048 signing',
+  gpg: 'gpg --sign --encrypt per message',
+  crypto: 'crypto limit (native, all cores)',
+};
+
+/** One measured run. */
+export interface RunRecord {
+  readonly system: System;
+  /** `throughput` (closed loop), `paced` (open loop at `rate`), `latency` (one connection). */
+  readonly mode: 'throughput' | 'paced' | 'latency';
+  readonly transport: 'unix' | 'tcp' | 'none';
+  readonly sizeLabel: string;
+  readonly size: number;
+  readonly domains: number;
+  readonly dns: 'warm' | 'cold' | 'none';
+  readonly connections: number;
+  readonly round: number;
+  readonly rate?: number;
+  readonly messages: number;
+  readonly errors: number;
+  readonly errorSamples: readonly string[];
+  readonly messagesPerSecond: number;
+  readonly megabytesPerSecond: number;
+  readonly latencyP50Ms: number | null;
+  readonly latencyP99Ms: number | null;
+  /** CPU of the milter (or of gpg, or of the crypto threads), cores. */
+  readonly cpuCores: number | null;
+  /** CPU of the load generator (this process), cores. */
+  readonly loadGeneratorCores: number | null;
+  readonly peakRssMiB: number | null;
+  readonly startRssMiB: number | null;
+}
+
+/** One target of the issue, judged. */
+export interface TargetResult {
+  readonly target: string;
+  readonly threshold: string;
+  readonly measured: string;
+  readonly met: boolean;
+}
+
+/** The whole report. */
+export interface BenchReport {
+  readonly startedAt: string;
+  readonly durationSeconds: number;
+  readonly machine: Readonly<Record<string, string | number>>;
+  readonly command: string;
+  readonly runs: readonly RunRecord[];
+  readonly targets: readonly TargetResult[];
+  readonly profile: ProfileSummary | undefined;
+}
+
+/** The key that groups repeated rounds of one scenario. */
+function scenarioKey(r: RunRecord): string {
+  return [r.system, r.mode, r.transport, r.sizeLabel, r.domains, r.dns, r.connections].join('|');
+}
+
+/** One row per scenario: the median of its rounds (each figure on its own). */
+export function summariseRuns(runs: readonly RunRecord[]): RunRecord[] {
+  const groups = new Map<string, RunRecord[]>();
+  for (const run of runs) groups.set(scenarioKey(run), [...(groups.get(scenarioKey(run)) ?? []), run]);
+  return [...groups.values()].map((group) => {
+    const first = group[0] as RunRecord;
+    if (group.length === 1) return first;
+    const mid = (pick: (r: RunRecord) => number | null): number | null => {
+      const values = group.map(pick).filter((v): v is number => v !== null);
+      return values.length === 0 ? null : round(median(values), 3);
+    };
+    return {
+      ...first,
+      round: 0,
+      messages: group.reduce((sum, r) => sum + r.messages, 0),
+      errors: group.reduce((sum, r) => sum + r.errors, 0),
+      errorSamples: [...new Set(group.flatMap((r) => r.errorSamples))].slice(0, 3),
+      messagesPerSecond: mid((r) => r.messagesPerSecond) as number,
+      megabytesPerSecond: mid((r) => r.megabytesPerSecond) as number,
+      latencyP50Ms: mid((r) => r.latencyP50Ms),
+      latencyP99Ms: mid((r) => r.latencyP99Ms),
+      cpuCores: mid((r) => r.cpuCores),
+      loadGeneratorCores: mid((r) => r.loadGeneratorCores),
+      peakRssMiB: mid((r) => r.peakRssMiB),
+      startRssMiB: mid((r) => r.startRssMiB),
+    };
+  });
+}
+
+/** Finds the summarised row of a scenario. */
+export function findRun(rows: readonly RunRecord[], match: Partial<RunRecord>): RunRecord | undefined {
+  return rows.find((row) => Object.entries(match).every(([key, value]) => row[key as keyof RunRecord] === value));
+}
+
+const cell = (value: number | null, digits = 1): string => (value === null || !Number.isFinite(value) ? '–' : value.toFixed(digits));
+
+/** The Markdown rendering: machine, targets, then every scenario. */
+export function markdown(report: BenchReport): string {
+  const rows = summariseRuns(report.runs);
+  const lines: string[] = [];
+  lines.push(`Run of ${report.startedAt}, ${report.durationSeconds} s, \`${report.command}\`.`, '');
+  lines.push('| machine | |', '|---|---|');
+  for (const [key, value] of Object.entries(report.machine)) lines.push(`| ${key} | ${value} |`);
+  lines.push('', '### Targets', '', '| target | threshold | measured | met |', '|---|---|---|---|');
+  for (const t of report.targets) lines.push(`| ${t.target} | ${t.threshold} | ${t.measured} | ${t.met ? 'yes' : '**no**'} |`);
+  lines.push(
+    '',
+    '### All scenarios',
+    '',
+    'Medians over rounds where a scenario ran more than once. Latency is what the milter adds: MAIL to the final',
+    'reply at end of message. CPU and RSS are the milter\'s (all its processes); "gen" is the load generator\'s CPU.',
+    '',
+    '| system | mode | socket | size | domains | DNS | conns | msg/s | MB/s | p50 ms | p99 ms | CPU cores | gen cores | peak RSS MiB | RSS at start MiB | errors |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  );
+  for (const r of rows) {
+    const mode = r.mode === 'paced' ? `paced ${r.rate ?? ''}/s` : r.mode;
+    lines.push(
+      `| ${SYSTEM_NAMES[r.system]} | ${mode} | ${r.transport} | ${r.sizeLabel} | ${r.domains} | ${r.dns} | ${r.connections} | ${cell(r.messagesPerSecond)} | ${cell(r.megabytesPerSecond)} | ${cell(r.latencyP50Ms, 2)} | ${cell(r.latencyP99Ms, 2)} | ${cell(r.cpuCores, 2)} | ${cell(r.loadGeneratorCores, 2)} | ${cell(r.peakRssMiB, 0)} | ${cell(r.startRssMiB, 0)} | ${r.errors} |`,
+    );
+  }
+  if (report.profile !== undefined) {
+    const p = report.profile;
+    lines.push('', `### Profile (muse-milter, 4 KiB, 1 domain, 16 connections; ${p.processes} processes, ${p.totalMs} ms of samples)`, '');
+    lines.push('| self time by group | % |', '|---|---|');
+    for (const g of p.groups) lines.push(`| ${g.name} | ${g.selfPercent} |`);
+    lines.push('', '| function (self time) | % | ms |', '|---|---|---|');
+    for (const f of p.top) lines.push(`| \`${f.name}\` | ${f.selfPercent} | ${f.selfMs} |`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+const escapeXml = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/**
+ * The SVG chart: messages per second of every system for 4 KiB messages to one domain, 16 connections,
+ * unix socket (gpg and the crypto limit without a socket), on a logarithmic axis.
+ */
+export function svgChart(report: BenchReport): string {
+  const rows = summariseRuns(report.runs).filter((r) => r.mode === 'throughput' && r.sizeLabel === '4 KiB' && r.domains === 1 && r.dns !== 'cold' && r.transport !== 'tcp');
+  rows.sort((a, b) => b.messagesPerSecond - a.messagesPerSecond);
+  const width = 760;
+  const left = 260;
+  const barHeight = 26;
+  const top = 50;
+  const height = top + rows.length * (barHeight + 10) + 40;
+  const max = Math.max(10, ...rows.map((r) => r.messagesPerSecond));
+  const decades = Math.ceil(Math.log10(max));
+  const x = (value: number): number => left + (Math.log10(Math.max(1, value)) / decades) * (width - left - 80);
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+    `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15">Messages per second, 4 KiB, one recipient domain (log scale)</text>`,
+  ];
+  for (let d = 0; d <= decades; d++) {
+    const px = x(10 ** d);
+    parts.push(`<line x1="${px}" y1="${top - 8}" x2="${px}" y2="${height - 30}" stroke="#ddd"/>`);
+    parts.push(`<text x="${px}" y="${height - 12}" text-anchor="middle" fill="#555">${10 ** d}</text>`);
+  }
+  rows.forEach((r, i) => {
+    const y = top + i * (barHeight + 10);
+    const colour = r.system.startsWith('muse') ? '#2b6cb0' : r.system === 'crypto' ? '#999' : '#d69e2e';
+    parts.push(`<text x="${left - 8}" y="${y + barHeight * 0.68}" text-anchor="end">${escapeXml(SYSTEM_NAMES[r.system])}</text>`);
+    parts.push(`<rect x="${left}" y="${y}" width="${Math.max(1, x(r.messagesPerSecond) - left)}" height="${barHeight}" fill="${colour}"/>`);
+    parts.push(`<text x="${x(r.messagesPerSecond) + 6}" y="${y + barHeight * 0.68}">${Math.round(r.messagesPerSecond)}</text>`);
+  });
+  parts.push('</svg>');
+  return `${parts.join('\n')}\n`;
+}
