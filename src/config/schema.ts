@@ -8,7 +8,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { SERVER_DEFAULTS } from '../../milter/src/index.ts';
-import { MAX_AGE_LIMIT, siteKeyPaths } from '../keys/index.ts';
+import { siteKeyPaths } from '../keys/index.ts';
 import { describeValue } from './describe.ts';
 import { absolutePath, domainName, duration, fileMode, filePath, loopbackEndpoint, milterSocket, network, port, resolverAddress, singleLine, size } from './fields.ts';
 
@@ -69,9 +69,6 @@ const dnsSection = z.strictObject({
 const pinsSection = z.strictObject({
   enabled: z.boolean().default(true),
   directory: filePath.optional(),
-  defaultMaxAge: duration()
-    .refine((ms) => ms <= MAX_AGE_LIMIT * 1000, { message: `must be at most ${MAX_AGE_LIMIT} seconds (a year), the longest pin a record may ask for` })
-    .default(30 * 86_400_000),
 });
 
 const directionSection = z

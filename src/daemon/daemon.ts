@@ -109,7 +109,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     try {
       const next = options.configPath === undefined ? runtime.config : await loadConfig(options.configPath);
       const ignored = reloadableDifferences(runtime.config, next);
-      const built = await buildRuntime(next, { metrics, log: logger });
+      const built = await buildRuntime(next, { metrics, log: logger }, runtime);
       runtime = built;
       metrics?.configReloads.inc({ result: 'success' });
       logger.info('configuration reloaded', { fingerprint: built.signingFingerprint, ...(ignored.length > 0 ? { needsRestart: ignored } : {}) });

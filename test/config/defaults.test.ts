@@ -35,7 +35,7 @@ const MINIMAL: Config = {
     negativeTtl: 3_600_000,
     requireDnssec: false,
   },
-  pins: { enabled: true, directory: '/var/lib/muse-milter', defaultMaxAge: 2_592_000_000 },
+  pins: { enabled: true, directory: '/var/lib/muse-milter' },
   direction: {
     internalNetworks: ['127.0.0.0/8', '::1/128'],
     authenticatedIsOutbound: true,
@@ -106,7 +106,6 @@ describe('configuration defaults', () => {
         'milter: { idleTimeout: 2h, progressInterval: 1.5s, shutdownTimeout: 45000, maxFrameSize: 64KiB, maxBufferedBody: 2MB, socketMode: "600" }',
         'dns: { timeout: 250ms, minTtl: 0, negativeTtl: 0s, maxTtl: 1d }',
         'limits: { maxMessageSize: 1GiB, maxHeaderBytes: 4096 }',
-        'pins: { defaultMaxAge: 365d }',
       ].join('\n'),
       'muse.yaml',
     );
@@ -115,7 +114,7 @@ describe('configuration defaults', () => {
       [7_200_000, 1500, 45_000, 65_536, 2_000_000, 0o600],
     );
     assert.deepEqual([config.dns.timeout, config.dns.minTtl, config.dns.negativeTtl, config.dns.maxTtl], [250, 0, 0, 86_400_000]);
-    assert.deepEqual([config.limits.maxMessageSize, config.limits.maxHeaderBytes, config.pins.defaultMaxAge], [1_073_741_824, 4096, 31_536_000_000]);
+    assert.deepEqual([config.limits.maxMessageSize, config.limits.maxHeaderBytes], [1_073_741_824, 4096]);
   });
 
   it('keeps a syslog host instead of the local socket when one is given', () => {

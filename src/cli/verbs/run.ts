@@ -6,6 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DATA_DIR_ENV, defaultConfig, DOMAIN_ENV, loadConfig, type Config } from '../../config/index.ts';
+import { formatMilterAddress, parseMilterAddress } from '../../../milter/src/index.ts';
 import { isWorker, runAsWorker, startPrimary, workerCount } from '../../daemon/cluster.ts';
 import { startDaemon } from '../../daemon/daemon.ts';
 import { provisionSiteKey } from '../../keys/index.ts';
@@ -46,7 +47,7 @@ async function firstRun(config: Config, io: CliIo): Promise<void> {
       '',
       'Attach Postfix with these lines in main.cf, then run "postfix reload":',
       '',
-      postfixLines(config.milter.listen.replace(/^inet:(\d+)@(.+)$/, 'inet:$2:$1')).trimEnd(),
+      postfixLines(formatMilterAddress(parseMilterAddress(config.milter.listen))).trimEnd(),
       '',
       '',
     ].join('\n'),
