@@ -244,6 +244,13 @@ async function main(): Promise<void> {
       opendkim: await start('opendkim', 'unix', async () => startOpenDkim(await dirFor('opendkim-unix'), 'unix')),
     };
     const four = SIZES[0];
+    /** A fresh process first runs slower (JIT, caches): a few seconds of unrecorded load before any round. */
+    const prime = async (targets: readonly Target[]): Promise<void> => {
+      for (const target of targets) {
+        await runLoad({ address: target.address, connections: CONNECTIONS, message: messageFactory(four.bytes, 1, false, 'prime'), durationMs: scaled(3000, 500), check: target.check });
+      }
+    };
+    await prime(Object.values(unix));
     // The ratios of the targets rest on these: three rounds, interleaved, so drift hits every system alike.
     for (let r = 1; r <= 3; r++) {
       for (const target of [unix.muse, unix.noop, unix.opendkim, unix.museOne]) await measure(target, four, 1, { ...closedLoop(four), round: r });
@@ -272,6 +279,7 @@ async function main(): Promise<void> {
       noop: await start('noop', 'tcp', async () => startNoop(await dirFor('noop-tcp'), PORTS.noopTcp)),
       opendkim: await start('opendkim', 'tcp', async () => startOpenDkim(await dirFor('opendkim-tcp'), PORTS.opendkimTcp)),
     };
+    await prime(Object.values(tcp));
     for (let r = 1; r <= 3; r++) for (const target of [tcp.muse, tcp.noop, tcp.opendkim]) await measure(target, four, 1, { ...closedLoop(four), round: r });
     for (const target of [tcp.muse, tcp.noop]) {
       await measure(target, four, 1, { connections: 1, durationMs: scaled(3000, 500), warmupMs: scaled(500, 200), mode: 'latency' });
