@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import type { Packet } from 'dns2';
 import type { ServerAddress } from './server-address.ts';
 import { isResponseTo, parseMessage, type Question } from './message.ts';
-import { ExchangeError } from './udp.ts';
+import { boundedExchange, ExchangeError } from './exchange.ts';
 
 /**
  * Sends `query` over TCP with its 2-octet length prefix and resolves with the one message that comes back.
@@ -21,30 +21,12 @@ export function exchangeTcp(
   timeoutMs: number,
   signal: AbortSignal,
 ): Promise<Packet> {
-  return new Promise<Packet>((resolve, reject) => {
-    const socket = connect({ host: server.host, port: server.port });
-    const chunks: Buffer[] = [];
-    let received = 0;
-    let settled = false;
-    const finish = (error: Error | undefined, message?: Packet): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      socket.destroy();
-      if (error) reject(error);
-      else if (message) resolve(message);
-    };
-    const onAbort = (): void => finish(new ExchangeError('timeout', 'overall deadline reached'));
-    const timer = setTimeout(
-      () => finish(new ExchangeError('timeout', `no complete TCP answer within ${timeoutMs} ms (${received} octets read)`)),
-      timeoutMs,
-    );
-    signal.addEventListener('abort', onAbort, { once: true });
-    if (signal.aborted) {
-      onAbort();
-      return;
-    }
+  const socket = connect({ host: server.host, port: server.port });
+  const chunks: Buffer[] = [];
+  let received = 0;
+  const timeoutError = (): ExchangeError =>
+    new ExchangeError('timeout', `no complete TCP answer within ${timeoutMs} ms (${received} octets read)`);
+  return boundedExchange<Packet>({ timeoutMs, signal, timeoutError, release: () => socket.destroy() }, (finish) => {
     socket.setNoDelay(true);
     socket.on('connect', () => {
       const prefix = Buffer.alloc(2);
