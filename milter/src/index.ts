@@ -54,5 +54,5 @@ export { MtaConversation, POSTFIX_DEFAULT_MACROS, POSTFIX_OFFER, POSTFIX_PROTOCO
 export type { EndOfMessageReply, MacroValues, MtaOffer, MtaTransport, StepReply, Transaction, TransactionReplies } from './mta.ts';
 export { applyModifications, runTransaction } from './testing.ts';
 export type { DeliveredMessage, RunTransactionOptions, TransactionResult } from './testing.ts';
-export { silentLogger, withContext } from './logger.ts';
+export { debugEnabled, silentLogger, withContext } from './logger.ts';
 export type { LogFields, MilterLogger } from './logger.ts';

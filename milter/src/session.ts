@@ -16,7 +16,7 @@ import type { Response } from './codec/responses.ts';
 import { Protocol } from './constants.ts';
 import { BodySpool } from './body-spool.ts';
 import { MilterProtocolError, MilterUsageError } from './errors.ts';
-import { silentLogger, withContext, type MilterLogger } from './logger.ts';
+import { debugEnabled, silentLogger, withContext, type MilterLogger } from './logger.ts';
 import type { ConnectInfo, EndOfMessageResult, MessageState, MilterContext, MilterDefinition, MilterHandler } from './milter.ts';
 import { checkModifications, modificationResponses } from './modifications.ts';
 import { negotiate, NO_REPLY_FLAG, STEPS, type Negotiated, type Step } from './negotiation.ts';
@@ -270,7 +270,7 @@ export class MilterSession {
   private defineMacros(forCommand: string, pairs: Array<[string, string]>): void {
     const stage = new Map(pairs);
     this.macroStages.set(forCommand, stage);
-    if (stage.has('i')) this.baseLog.debug('queue id', { queueId: stage.get('i'), stage: printable(forCommand) });
+    if (stage.has('i') && debugEnabled(this.baseLog)) this.baseLog.debug('queue id', { queueId: stage.get('i'), stage: printable(forCommand) });
   }
 
   private context(): MilterContext {

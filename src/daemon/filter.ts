@@ -215,9 +215,9 @@ export function museMilter(current: () => Runtime): MilterDefinition {
     name: 'muse-milter',
     actions: ['addHeaders', 'changeHeaders', 'changeBody', 'deleteRecipients'],
     observe: ['connect', 'header'],
-    // Nothing is decided before end of message on these steps, so the MTA need not wait for an answer to
-    // each header and body chunk: three round trips a message (MAIL, RCPT, end) instead of a dozen or more.
-    noReply: ['connect', 'header', 'body'],
+    // Nothing is decided on these steps, so the MTA need not wait for an answer to CONNECT, MAIL, each header
+    // and each body chunk: a round trip per recipient and one at the end instead of a dozen or more.
+    noReply: ['connect', 'mail', 'header', 'body'],
     collectBody: true,
     macros: {
       Connect: ['j', '{daemon_name}', '{client_addr}'],

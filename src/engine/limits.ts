@@ -32,7 +32,8 @@ export interface LimitExceeded {
 
 /** Fills in defaults for the limits not given. */
 export function resolveLimits(partial: Partial<Limits> | undefined): Limits {
-  return { ...DEFAULT_LIMITS, ...partial };
+  // Object.assign: spreading into a literal that already has fields is a slow path in V8 (per message here).
+  return Object.assign({}, DEFAULT_LIMITS, partial);
 }
 
 /** Builds the result for a hit limit. */

@@ -148,7 +148,7 @@ export async function protectOutbound(options: OutboundOptions): Promise<Outboun
     placeholder: subjectInside ? (options.subjectPlaceholder === undefined ? DEFAULT_SUBJECT_PLACEHOLDER : options.subjectPlaceholder) : null,
     encoding: options.headerEncoding ?? 'utf8',
     limits: resolveLimits(options.limits),
-    spool: { ...DEFAULT_SPOOL, ...options.spool },
+    spool: Object.assign({}, DEFAULT_SPOOL, options.spool),
     date: (options.now ?? (() => new Date()))(),
     boundary: options.boundary ?? randomBoundary,
     sessionKey: options.sessionKey,

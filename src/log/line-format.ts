@@ -18,12 +18,25 @@ const RESERVED = new Set(['time', 'level', 'message']);
 
 /** `{"time":"…","level":"info","message":"…",…fields}`. */
 export function jsonLine(parts: LineParts): string {
+  if (Object.keys(parts.fields).some((name) => RESERVED.has(name))) return JSON.stringify(renamedLine(parts));
+  // The fields are serialised as they are and joined to the line's own keys: one line per message comes
+  // through here, and copying them into a fresh object first made it several times slower. Same text.
+  let head = '{';
+  if (parts.time !== undefined) head += `"time":${JSON.stringify(parts.time.toISOString())},`;
+  if (parts.level !== undefined) head += `"level":${JSON.stringify(parts.level)},`;
+  head += `"message":${JSON.stringify(parts.message)}`;
+  const fields = JSON.stringify(parts.fields);
+  return fields === '{}' ? `${head}}` : `${head},${fields.slice(1)}`;
+}
+
+/** The line as an object, fields named like the line's own keys renamed (`field_time`). */
+function renamedLine(parts: LineParts): Record<string, unknown> {
   const line: Record<string, unknown> = {};
   if (parts.time !== undefined) line.time = parts.time.toISOString();
   if (parts.level !== undefined) line.level = parts.level;
   line.message = parts.message;
   for (const [name, value] of Object.entries(parts.fields)) line[RESERVED.has(name) ? `field_${name}` : name] = value;
-  return JSON.stringify(line);
+  return line;
 }
 
 /** `2026-11-23T10:00:00.000Z info message key=value other="two words" list=a,b`. */

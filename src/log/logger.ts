@@ -81,6 +81,7 @@ export function createLogger(config: LoggingConfig, options: LoggerOptions = {})
     notice: (message, fields) => write('notice', message, fields),
     warn: (message, fields) => write('warning', message, fields),
     error: (message, fields) => write('error', message, fields),
+    isDebugEnabled: () => logger.isLevelEnabled('debug'),
     setLevel: (level) => {
       logger.level = level;
     },

@@ -41,11 +41,27 @@ export function redactFields(fields: LogFields): LogFields {
 function redactObject(fields: Readonly<Record<string, unknown>>, depth: number): LogFields {
   const safe: LogFields = {};
   for (const [name, value] of Object.entries(fields)) {
-    const sensitive = SENSITIVE_NAME.test(name) && !REFERENCE_NAME.test(name) && !isHarmlessScalar(value);
+    const sensitive = sensitiveName(name) && !isHarmlessScalar(value);
     const redacted = sensitive ? REDACTED : redactValue(value, depth + 1);
     if (redacted !== undefined) safe[name] = redacted;
   }
   return safe;
+}
+
+/**
+ * Verdicts on field names already seen. Names come from the code, so there are few of them, and every
+ * line repeats them: two regular expressions per field and line add up. Bounded all the same.
+ */
+const nameVerdicts = new Map<string, boolean>();
+const MAX_NAME_VERDICTS = 1024;
+
+function sensitiveName(name: string): boolean {
+  let verdict = nameVerdicts.get(name);
+  if (verdict === undefined) {
+    verdict = SENSITIVE_NAME.test(name) && !REFERENCE_NAME.test(name);
+    if (nameVerdicts.size < MAX_NAME_VERDICTS) nameVerdicts.set(name, verdict);
+  }
+  return verdict;
 }
 
 function isHarmlessScalar(value: unknown): boolean {

@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { parseConfig } from '../../src/config/index.ts';
+import type { LogFields } from '../../milter/src/index.ts';
+import { jsonLine } from '../../src/log/line-format.ts';
 import { createLogger, messageLine, type LoggerOptions, type MuseLogger } from '../../src/log/index.ts';
 
 const NOW = new Date('2026-11-23T10:00:00.000Z');
@@ -59,11 +61,38 @@ describe('JSON lines', () => {
     );
   });
 
+  it('says whether debug lines are written, following setLevel', async () => {
+    const { log } = testLogger('{ level: info }');
+    assert.equal(log.isDebugEnabled?.(), false);
+    log.setLevel('debug');
+    assert.equal(log.isDebugEnabled?.(), true);
+    await log.close();
+  });
+
   it('renames fields that would replace the line’s own keys', async () => {
     const { log, output } = testLogger('{}');
     log.info('x', { level: 'fake', message: 'fake', time: 'fake', ok: 1 });
     await log.close();
     assert.equal(output(), '{"time":"2026-11-23T10:00:00.000Z","level":"info","message":"x","field_level":"fake","field_message":"fake","field_time":"fake","ok":1}\n');
+  });
+});
+
+describe('JSON line text', () => {
+  it('is exactly what JSON.stringify makes of the whole line, for every kind of field value', () => {
+    const cases: LogFields[] = [
+      {},
+      { only: undefined },
+      { a: 1, skipped: undefined, b: 'two' },
+      { quote: 'say "hi"\n\u0001', unicode: 'Grüße 東京 \u{1F600}', lone: '\ud800' },
+      { nested: { deep: [1, { x: null }], when: '2026-11-23' }, list: [undefined, 2], n: -0, big: 1e21, nan: Number.NaN },
+    ];
+    for (const fields of cases) {
+      const expected = JSON.stringify({ time: NOW.toISOString(), level: 'info', message: 'm "q"', ...fields });
+      assert.equal(jsonLine({ time: NOW, level: 'info', message: 'm "q"', fields }), expected, JSON.stringify(fields));
+    }
+    assert.equal(jsonLine({ message: 'no time', fields: { a: 1 } }), '{"message":"no time","a":1}');
+    // The line's own keys stay first even before names that look like numbers (an object would reorder them).
+    assert.equal(jsonLine({ level: 'info', message: 'm', fields: { z: 1, 10: 'ten', 2: 'two' } }), '{"level":"info","message":"m","2":"two","10":"ten","z":1}');
   });
 });
 
