@@ -1,15 +1,16 @@
 /**
  * Builds a {@link Runtime} from a configuration: loads the site keys (refusing loose permissions), the
- * marker secret, the resolver, the pin store. Used at start-up and on every reload; a reload that fails
- * here leaves the old runtime in force.
+ * marker secret, the resolver, the pin store (in a worker process, its copy of the primary's). Used at
+ * start-up and on every reload; a reload that fails here leaves the old runtime in force.
  */
 import { mkdir } from 'node:fs/promises';
 import type { Config } from '../config/index.ts';
 import { createResolver } from '../dns/index.ts';
 import { createSiteKeyFinder } from '../keys/index.ts';
 import type { MuseMetrics } from '../metrics/index.ts';
-import { PinStore } from '../pins/index.ts';
+import { openPinDirectory, type PinKeeper } from '../pins/index.ts';
 import type { MilterLogger } from '../../milter/src/index.ts';
+import { isWorker, pinRelayToPrimary } from './cluster.ts';
 import { loadSiteKeys, readOrCreateSecret } from './key-files.ts';
 import { KeyService } from './key-service.ts';
 import { directionFor, policySettings, smtpSubmit, type Runtime } from './runtime.ts';
@@ -53,7 +54,7 @@ export async function buildRuntime(config: Config, deps: RuntimeDependencies, pr
   };
 }
 
-/** The DNS resolver with its cache, the pin store and the key service over them. */
+/** The DNS resolver with its cache, the pins and the key service over them. */
 async function createKeyService(config: Config, deps: RuntimeDependencies, now: () => Date): Promise<KeyService> {
   const metrics = deps.metrics;
   const resolver = createResolver({
@@ -66,10 +67,11 @@ async function createKeyService(config: Config, deps: RuntimeDependencies, now: 
     maxTtlSeconds: Math.floor(config.dns.maxTtl / 1000),
     maxNegativeTtlSeconds: Math.floor(config.dns.negativeTtl / 1000),
   });
-  let pins: PinStore | undefined;
+  let pins: PinKeeper | undefined;
   if (config.pins.enabled) {
-    await mkdir(config.pins.directory as string, { recursive: true, mode: 0o700 });
-    pins = await PinStore.open(config.pins.directory as string);
+    const directory = config.pins.directory as string;
+    // Several worker processes: the primary is the one writer of the store, each worker keeps a copy.
+    pins = isWorker() ? await pinRelayToPrimary(deps.log).open(directory) : await openPinDirectory(directory);
   }
   return new KeyService(createSiteKeyFinder(resolver), pins, now, {
     lookupDone(_domain, seconds, cached) {

@@ -2,7 +2,7 @@
  * Several worker processes behind one milter socket (`milter.workers`), so signing and encryption use every
  * core. node:cluster does the sharing: the primary process binds the socket (TCP or unix) and hands each new
  * MTA connection to a worker in turn. Each worker is a whole daemon (`startDaemon`) with its own keys, DNS
- * cache and runtime; the primary handles no mail.
+ * cache and runtime, and a copy of the pins kept up to date by the primary; the primary handles no mail.
  *
  * The primary
  * - starts the workers one after another (each once the previous one listens), and stops everything with
@@ -11,17 +11,23 @@
  *   exits once all have stopped: 0 when every worker stopped cleanly;
  * - replaces a worker that crashes while serving, so the socket keeps its capacity (a worker that exits
  *   cleanly, because it alone was sent SIGTERM, is not replaced; the primary exits with the last one);
- * - serves `/metrics` with the sum of every worker's metrics (workers bind no metrics port).
+ * - serves `/metrics` with the sum of every worker's metrics (workers bind no metrics port);
+ * - holds the one pin store: workers report the pins they learn over the IPC channel, the primary writes
+ *   `pins.json` and tells every worker (pin-relay-primary.ts, pin-relay-worker.ts), and waits for the last write
+ *   before it exits.
  *
  * Under systemd every process of the unit receives SIGTERM itself; a worker stops once either way.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import type { LogFields } from '../../milter/src/index.ts';
+import type { LogFields, MilterLogger } from '../../milter/src/index.ts';
 import type { Config, LogLevel } from '../config/index.ts';
 import { createLogger, type MuseLogger } from '../log/index.ts';
 import { clusterRegistry, startMetricsServer, type MetricsServer } from '../metrics/index.ts';
+import { openPinDirectory } from '../pins/index.ts';
 import type { Daemon } from './daemon.ts';
+import { PinRelayPrimary, type PinRelayPeer } from './pin-relay-primary.ts';
+import { PinRelayWorker } from './pin-relay-worker.ts';
 
 /** What the primary tells a worker. */
 type PrimaryMessage = { readonly muse: 'reload' } | { readonly muse: 'stop' };
@@ -59,7 +65,8 @@ export function workerNumber(): number | undefined {
  * from the milter library, are dropped here unless `level` is debug, so they cost no merging of fields.
  */
 export function withLogFields(logger: MuseLogger, fields: LogFields, level: LogLevel): MuseLogger {
-  const add = (extra: LogFields | undefined): LogFields => ({ ...fields, ...extra });
+  // Object.assign rather than spread, which is slow for this shape (see milter/src/logger.ts).
+  const add = (extra: LogFields | undefined): LogFields => Object.assign({}, fields, extra);
   let debug = level === 'debug';
   return {
     debug: (message, extra) => {
@@ -69,6 +76,7 @@ export function withLogFields(logger: MuseLogger, fields: LogFields, level: LogL
     notice: (message, extra) => logger.notice(message, add(extra)),
     warn: (message, extra) => logger.warn(message, add(extra)),
     error: (message, extra) => logger.error(message, add(extra)),
+    isDebugEnabled: () => debug,
     setLevel: (next) => {
       debug = next === 'debug';
       logger.setLevel(next);
@@ -101,6 +109,35 @@ export async function runAsWorker(start: () => Promise<Daemon>): Promise<void> {
   cluster.worker?.disconnect();
 }
 
+let relayToPrimary: PinRelayWorker | undefined;
+
+/**
+ * In a worker: the pin relay to the primary, over this process's IPC channel; created on first use (the first
+ * runtime with pins enabled) and shared by every runtime a reload builds.
+ * @param log where malformed messages from the primary are reported
+ */
+export function pinRelayToPrimary(log: MilterLogger): PinRelayWorker {
+  relayToPrimary ??= new PinRelayWorker(
+    {
+      send: (message) => {
+        if (!process.connected || process.send === undefined) return false;
+        // With a callback a failed send is not thrown; the channel's 'disconnect' then fails what is waiting.
+        process.send(message, undefined, {}, () => undefined);
+        return true;
+      },
+      onMessage: (listener) => process.on('message', listener),
+      onClose: (listener) => process.once('disconnect', listener),
+    },
+    log,
+  );
+  return relayToPrimary;
+}
+
+/** Sends a message to a worker unless its channel has closed (a worker that is exiting); a failed send is dropped. */
+function sendTo(worker: Worker, message: object): void {
+  if (worker.isConnected()) worker.send(message, undefined, () => undefined);
+}
+
 /** The running primary. */
 export interface Primary {
   /** The milter socket, in Postfix's syntax (as the first worker reported it). */
@@ -123,10 +160,19 @@ export async function startPrimary(config: Config, count: number): Promise<Prima
   const stopped = new Promise<boolean>((resolve) => {
     resolveStopped = resolve;
   });
+  const peerOf = (number: number, worker: Worker): PinRelayPeer => ({ worker: number, send: (message) => sendTo(worker, message) });
+  const pins = new PinRelayPrimary({
+    directory: config.pins.directory as string,
+    open: (directory) => openPinDirectory(directory),
+    peers: () => [...live].map(([number, worker]) => peerOf(number, worker)),
+    log: logger,
+  });
 
   const startWorker = (number: number): Promise<string> => {
     const worker = cluster.fork({ [WORKER_ENV]: String(number) });
     live.set(number, worker);
+    const peer = peerOf(number, worker);
+    worker.on('message', (message: unknown) => pins.receive(peer, message));
     return new Promise((resolve, reject) => {
       let ready = false;
       worker.on('message', (message: ReadyMessage) => {
@@ -156,7 +202,7 @@ export async function startPrimary(config: Config, count: number): Promise<Prima
   };
 
   const broadcast = (message: PrimaryMessage): void => {
-    for (const worker of live.values()) if (worker.isConnected()) worker.send(message);
+    for (const worker of live.values()) sendTo(worker, message);
   };
   let metricsServer: MetricsServer | undefined;
   const stop = (): void => {
@@ -178,6 +224,7 @@ export async function startPrimary(config: Config, count: number): Promise<Prima
   } catch (error) {
     stop();
     await stopped;
+    await pins.settled();
     await metricsServer?.close();
     await logger.close();
     throw error;
@@ -192,6 +239,8 @@ export async function startPrimary(config: Config, count: number): Promise<Prima
   logger.info('muse-milter workers started', { workers: count, milter: milterAddress, metrics: metricsServer?.address });
 
   const finished = stopped.then(async (wasClean) => {
+    // A pin reported by a worker that has gone since is still written before the process ends.
+    await pins.settled();
     await metricsServer?.close();
     logger.info('muse-milter stopped', { clean: wasClean });
     await logger.close();

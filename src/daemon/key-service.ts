@@ -5,7 +5,7 @@
 import type { PublicKey } from 'openpgp';
 import { DnsError, type DnsErrorCode } from '../dns/index.ts';
 import { KeyError, type SiteKeyFinder, type SiteKeyLookup } from '../keys/index.ts';
-import { evaluatePin, type PinEvaluation, type PinStore } from '../pins/index.ts';
+import { evaluatePin, type PinEvaluation, type PinKeeper } from '../pins/index.ts';
 import { domainOutlook, type DomainOutlook } from '../policy/domain-outlook.ts';
 import type { DomainFacts } from './recipient-policy.ts';
 
@@ -51,7 +51,8 @@ async function findOrKeyless(finder: SiteKeyFinder, domain: string, now: Date): 
 export class KeyService {
   constructor(
     private readonly finder: SiteKeyFinder,
-    private readonly pins: PinStore | undefined,
+    /** The pin store (one process) or a worker's relayed copy of the primary's; undefined when pinning is off. */
+    private readonly pins: PinKeeper | undefined,
     private readonly now: () => Date = () => new Date(),
     private readonly hooks: KeyServiceHooks = {},
   ) {}
@@ -64,8 +65,9 @@ export class KeyService {
     const stored = this.pins?.get(lookup.domain);
     const pin = this.pins === undefined ? evaluatePin(undefined, { ...lookup, policy: null }, now) : evaluatePin(stored, lookup, now);
     if (this.pins !== undefined && pin.update.kind !== 'keep') {
-      // A pin write that fails must not lose the message: the pin is advisory state, the mail goes on.
-      await this.pins.apply(lookup.domain, pin.update).catch((error: Error) => this.hooks.pinStoreFailed?.(lookup.domain, error));
+      // The pin holds in this process at once; the message waits until it is durable. A pin write that fails must
+      // not lose the message: the pin is advisory state, the mail goes on.
+      await this.pins.learn(lookup, pin.update, now).catch((error: Error) => this.hooks.pinStoreFailed?.(lookup.domain, error));
     }
     const outlook = domainOutlook({ lookup, pin });
     const keys = new Map(lookup.keys.map((k) => [k.fingerprint, k.key as PublicKey]));

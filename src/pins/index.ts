@@ -1,3 +1,15 @@
 /** Key pinning: evaluating lookups against what sites announced, and the on-disk store. Public API of `src/pins/`. */
 export { evaluatePin, type Pin, type PinEvaluation, type PinInput, type PinState, type PinUpdate } from './evaluate.ts';
-export { MAX_PINS, PIN_FILE_NAME, PinStore, PinStoreError, type PinStoreErrorCode } from './store.ts';
+export type { PinKeeper } from './keeper.ts';
+export { domainSchema, fingerprintSchema, isoDateSchema, pinSchema } from './pin-schema.ts';
+export {
+  MAX_PINS,
+  PIN_FILE_NAME,
+  PinStore,
+  PinStoreError,
+  openPinDirectory,
+  writePinFileAtomically,
+  type PinFileWriter,
+  type PinStoreErrorCode,
+  type PinStoreOptions,
+} from './store.ts';

@@ -1,14 +1,19 @@
 /**
  * The pin store: one JSON file, `pins.json`, in the pin directory. Written atomically (temporary file in the same
  * directory, fsync, rename, fsync of the directory) with mode 0600, so a crash leaves either the old or the new
- * file, never a torn one. One process (the daemon) writes it; operator tools only read it.
+ * file, never a torn one. One process writes it: the daemon, or with several worker processes their primary
+ * (src/daemon/pin-relay-primary.ts); operator tools only read it.
+ *
+ * Writes are coalesced: while one is under way, every further change waits for one following write that carries
+ * them all, so a burst of new pins costs two rewrites and fsyncs, not one per pin.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { SITE_POLICIES } from '../keys/index.ts';
-import type { Pin, PinUpdate } from './evaluate.ts';
+import type { Pin, PinInput, PinUpdate } from './evaluate.ts';
+import type { PinKeeper } from './keeper.ts';
+import { pinFieldsSchema } from './pin-schema.ts';
 
 /** Name of the store file inside the pin directory. */
 export const PIN_FILE_NAME = 'pins.json';
@@ -36,41 +41,47 @@ export class PinStoreError extends Error {
   }
 }
 
-const isoDate = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'not a date');
-const pinSchema = z.object({
-  fingerprints: z.array(z.string().regex(/^[0-9A-F]{40}$/)).min(1),
-  policy: z.enum(SITE_POLICIES),
-  maxAge: z.number().int().min(0),
-  firstSeen: isoDate,
-  lastSeen: isoDate,
-  expiresAt: isoDate,
-  dnssec: z.boolean(),
-});
-const fileSchema = z.object({ version: z.literal(1), pins: z.record(z.string(), pinSchema) });
+/** Replaces the store file at `path` with `text`; rejects with {@link PinStoreError} `PIN_STORE_IO`. */
+export type PinFileWriter = (path: string, text: string) => Promise<void>;
+
+/** How a store is opened. */
+export interface PinStoreOptions {
+  /** How the file is written; default {@link writePinFileAtomically}. Tests observe or fail writes with it. */
+  readonly writer?: PinFileWriter;
+}
+
+const fileSchema = z.object({ version: z.literal(1), pins: z.record(z.string(), pinFieldsSchema) });
 
 /** Pins by domain, backed by a file. */
-export class PinStore {
+export class PinStore implements PinKeeper {
   readonly #path: string;
   readonly #pins: Map<string, Pin>;
-  /** Writes run one after another; a write started after a change always sees it. */
-  #writing: Promise<void> = Promise.resolve();
+  readonly #writer: PinFileWriter;
+  /** The write under way, if any. */
+  #inFlight: Promise<void> | undefined;
+  /** The one write that follows it: every change made while a write is under way waits for this one. */
+  #queued: Promise<void> | undefined;
+  /** A write failed and none has succeeded since: memory holds changes the file lacks. */
+  #unsaved = false;
 
-  private constructor(path: string, pins: Map<string, Pin>) {
+  private constructor(path: string, pins: Map<string, Pin>, writer: PinFileWriter) {
     this.#path = path;
     this.#pins = pins;
+    this.#writer = writer;
   }
 
   /**
    * Opens the store in `dir`; a missing file is an empty store (the directory is created on first write).
    * @throws PinStoreError `PIN_STORE_CORRUPT` for a file that is not a valid store, `PIN_STORE_IO` when unreadable
    */
-  static async open(dir: string): Promise<PinStore> {
+  static async open(dir: string, options: PinStoreOptions = {}): Promise<PinStore> {
     const path = join(dir, PIN_FILE_NAME);
+    const writer = options.writer ?? writePinFileAtomically;
     let text: string;
     try {
       text = await readFile(path, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new PinStore(path, new Map());
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new PinStore(path, new Map(), writer);
       throw new PinStoreError('PIN_STORE_IO', `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
     }
     let parsed: z.infer<typeof fileSchema>;
@@ -83,7 +94,7 @@ export class PinStore {
     for (const [domain, pin] of Object.entries(parsed.pins)) {
       pins.set(domain, { domain, ...pin });
     }
-    return new PinStore(path, pins);
+    return new PinStore(path, pins, writer);
   }
 
   /** The file behind the store. */
@@ -102,9 +113,10 @@ export class PinStore {
   }
 
   /**
-   * Applies an evaluation's update and, when it changed anything, persists the store.
-   * @returns whether the file was rewritten
-   * @throws PinStoreError `PIN_STORE_IO`
+   * Applies an evaluation's update and, when it changed anything, persists the store. The change holds for
+   * {@link get} as soon as this returns; the promise settles only once a write carrying the change has completed.
+   * @returns whether anything changed (and so was written)
+   * @throws PinStoreError `PIN_STORE_IO`; the change stays in memory and goes with the next write
    */
   async apply(domain: string, update: PinUpdate): Promise<boolean> {
     if (update.kind === 'keep') return false;
@@ -117,16 +129,58 @@ export class PinStore {
     return true;
   }
 
+  /** {@link PinKeeper.learn} for a single process: the store applies the update itself. */
+  async learn(lookup: PinInput, update: PinUpdate): Promise<void> {
+    await this.apply(lookup.domain, update);
+  }
+
   /**
-   * Writes the store: expired pins are dropped, and past {@link MAX_PINS} those expiring soonest.
+   * Writes the store: expired pins are dropped, and past {@link MAX_PINS} those expiring soonest. With a write under
+   * way, this joins the one write queued behind it, so changes made meanwhile are saved together.
    * @throws PinStoreError `PIN_STORE_IO`
    */
-  save(now: Date = new Date()): Promise<void> {
-    const write = this.#writing.catch(() => undefined).then(() => this.#write(now));
-    this.#writing = write;
+  save(): Promise<void> {
+    if (this.#queued !== undefined) return this.#queued;
+    const inFlight = this.#inFlight;
+    if (inFlight === undefined) return this.#begin();
+    const queued = inFlight
+      .catch(() => undefined)
+      .then(() => {
+        this.#queued = undefined;
+        return this.#begin();
+      });
+    this.#queued = queued;
+    return queued;
+  }
+
+  /**
+   * Resolves once every change made so far is on disk: at once when nothing is pending, after the pending writes
+   * otherwise, and after a new write when an earlier one failed.
+   * @throws PinStoreError `PIN_STORE_IO` when the write carrying the changes fails
+   */
+  flushed(): Promise<void> {
+    if (this.#queued !== undefined) return this.#queued;
+    if (this.#unsaved) return this.save();
+    return this.#inFlight ?? Promise.resolve();
+  }
+
+  /** Starts a write of what memory holds now. */
+  #begin(): Promise<void> {
+    this.#unsaved = false;
+    const write = this.#write(new Date());
+    this.#inFlight = write;
+    const done = (failed: boolean): void => {
+      if (failed) this.#unsaved = true;
+      if (this.#inFlight === write) this.#inFlight = undefined;
+    };
+    write.then(
+      () => done(false),
+      () => done(true),
+    );
     return write;
   }
 
+  /** Takes the file's content from memory before its first await (so later changes go to the next write), then writes it. */
   async #write(now: Date): Promise<void> {
     const live = [...this.#pins.values()]
       .filter((pin) => Date.parse(pin.expiresAt) > now.getTime())
@@ -138,12 +192,22 @@ export class PinStore {
       this.#pins.set(domain, { domain, ...pin });
       pins[domain] = pin;
     }
-    await writeAtomically(this.#path, `${JSON.stringify({ version: 1, pins }, null, 2)}\n`);
+    await this.#writer(this.#path, `${JSON.stringify({ version: 1, pins }, null, 2)}\n`);
   }
 }
 
-/** Replaces `path` with `text`, atomically and durably, mode 0600. */
-async function writeAtomically(path: string, text: string): Promise<void> {
+/**
+ * Opens the store in `dir`, creating the directory (mode 0700) first, so that a location the daemon cannot use
+ * stops it at start-up instead of failing at the first pin.
+ * @throws PinStoreError as {@link PinStore.open}; the error of `mkdir` when the directory cannot be created
+ */
+export async function openPinDirectory(dir: string, options: PinStoreOptions = {}): Promise<PinStore> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  return PinStore.open(dir, options);
+}
+
+/** The default {@link PinFileWriter}: replaces `path` with `text`, atomically and durably, mode 0600. */
+export async function writePinFileAtomically(path: string, text: string): Promise<void> {
   const dir = join(path, '..');
   const temporary = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   try {
