@@ -15,11 +15,21 @@ export interface BodySpoolOptions {
   directory?: string;
 }
 
+/**
+ * Bytes gathered before one write to the spill file, and the size of each read when the body is read
+ * back: an awaited file operation per 64 KiB body chunk would cost a thread-pool round trip each, about
+ * 800 of them each way for a 50 MiB message.
+ */
+const SPOOL_IO_BYTES = 1024 * 1024;
+
 /** An append-only body store that can be read back as a stream any number of times. */
 export class BodySpool {
   private memory: Buffer[] = [];
   private bytes = 0;
   private file: { dir: string; path: string; handle: FileHandle } | undefined;
+  /** Bytes for the spill file not yet written: a copy, so the caller may reuse its buffer at once. */
+  private pending = Buffer.allocUnsafe(0);
+  private pendingBytes = 0;
   private disposed = false;
 
   constructor(private readonly options: BodySpoolOptions) {}
@@ -45,16 +55,26 @@ export class BodySpool {
       return;
     }
     if (this.file === undefined) await this.spill();
-    await (this.file as { handle: FileHandle }).handle.write(chunk);
+    for (let offset = 0; offset < chunk.length; ) {
+      if (this.pending.length === 0) this.pending = Buffer.allocUnsafe(SPOOL_IO_BYTES);
+      const copied = chunk.copy(this.pending, this.pendingBytes, offset);
+      this.pendingBytes += copied;
+      offset += copied;
+      if (this.pendingBytes === this.pending.length) await this.flush();
+    }
   }
 
-  /** Reads the body back in order, in chunks of at most `chunkSize` bytes from disk. */
-  async *chunks(chunkSize = 65536): AsyncGenerator<Buffer> {
+  /**
+   * Reads the body back in order, in chunks of at most `chunkSize` bytes (1 MiB by default). The chunks
+   * of a spilled body are fresh buffers; those of a body in memory are the spool's own copies.
+   */
+  async *chunks(chunkSize = SPOOL_IO_BYTES): AsyncGenerator<Buffer> {
     if (this.file === undefined) {
       yield* this.memory;
       return;
     }
-    await this.file.handle.datasync().catch(() => undefined);
+    // Written data is visible to readers of the file at once; nothing needs to reach the disk itself.
+    await this.flush();
     for await (const chunk of createReadStream(this.file.path, { highWaterMark: chunkSize })) yield chunk as Buffer;
   }
 
@@ -69,6 +89,8 @@ export class BodySpool {
   async dispose(): Promise<void> {
     this.disposed = true;
     this.memory = [];
+    this.pending = Buffer.allocUnsafe(0);
+    this.pendingBytes = 0;
     const file = this.file;
     this.file = undefined;
     if (file !== undefined) {
@@ -83,7 +105,20 @@ export class BodySpool {
     const path = join(dir, 'body');
     const handle = await open(path, 'wx+', 0o600);
     this.file = { dir, path, handle };
-    for (const part of this.memory) await handle.write(part);
+    for (const part of this.memory) await writeAll(handle, part);
     this.memory = [];
   }
+
+  /** Writes the bytes still buffered to the spill file, so a failure to write shows now; {@link chunks} does it too. */
+  async flush(): Promise<void> {
+    if (this.pendingBytes === 0 || this.file === undefined) return;
+    const data = this.pending.subarray(0, this.pendingBytes);
+    this.pendingBytes = 0;
+    await writeAll(this.file.handle, data);
+  }
+}
+
+/** Writes all of `data`, continuing after a short write. */
+async function writeAll(handle: FileHandle, data: Buffer): Promise<void> {
+  for (let done = 0; done < data.length; ) done += (await handle.write(data, done)).bytesWritten;
 }

@@ -38,6 +38,12 @@ export interface MessageState {
   bodySize: number;
   /** The collected body, when the definition asked for `collectBody`. */
   body: BodySpool | undefined;
+  /**
+   * Whether body chunks are kept in {@link body}; starts as the definition's `collectBody` for every message.
+   * A handler that consumes the chunks itself, in its body step, may set it to false (before the body starts:
+   * chunks already kept stay kept) so that the body is not also stored.
+   */
+  collectBody: boolean;
 }
 
 /** What a handler sees besides the event itself. */

@@ -60,8 +60,8 @@ const MACRO_ORDER = ['E', 'N', 'T', 'R', 'M', 'H', 'C'];
 /** Macro stages that belong to one message and are dropped when it ends. */
 const MESSAGE_MACROS = ['M', 'R', 'T', 'N', 'E', 'L', 'B'];
 
-function emptyMessage(): MessageState {
-  return { sender: undefined, senderParameters: [], recipients: [], headers: [], bodySize: 0, body: undefined };
+function emptyMessage(collectBody: boolean): MessageState {
+  return { sender: undefined, senderParameters: [], recipients: [], headers: [], bodySize: 0, body: undefined, collectBody };
 }
 
 /**
@@ -82,7 +82,7 @@ export class MilterSession {
   private rank = FRESH;
   private client: ConnectInfo | undefined;
   private helo: string | undefined;
-  private message = emptyMessage();
+  private message: MessageState;
   private readonly macroStages = new Map<string, Map<string, string>>();
   private messageAbort = new AbortController();
   private readonly baseLog: MilterLogger;
@@ -95,6 +95,7 @@ export class MilterSession {
     private readonly options: SessionOptions,
   ) {
     this.baseLog = withContext(options.logger ?? silentLogger, { milter: definition.name, conn: options.connectionId });
+    this.message = emptyMessage(definition.collectBody);
   }
 
   /** True once the MTA said QUIT: the connection should be closed. */
@@ -371,7 +372,7 @@ export class MilterSession {
 
   private async collect(chunk: Buffer): Promise<void> {
     this.message.bodySize += chunk.length;
-    if (!this.definition.collectBody || chunk.length === 0) return;
+    if (!this.message.collectBody || chunk.length === 0) return;
     this.message.body ??= new BodySpool({
       maxMemory: this.options.maxBufferedBody ?? 1024 * 1024,
       ...(this.options.spoolDirectory === undefined ? {} : { directory: this.options.spoolDirectory }),
@@ -442,7 +443,7 @@ export class MilterSession {
     this.messageAbort.abort(MESSAGE_ENDED);
     this.messageAbort = new AbortController();
     const body = this.message.body;
-    this.message = emptyMessage();
+    this.message = emptyMessage(this.definition.collectBody);
     for (const code of MESSAGE_MACROS) this.macroStages.delete(code);
     this.pendingError = undefined;
     this.rank = rank;

@@ -20,7 +20,18 @@ import { failureVerdict } from './failure-actions.ts';
 import { processInbound } from './inbound-message.ts';
 import type { DomainKeys } from './key-service.ts';
 import { groupOf } from './message-plan.ts';
-import { hasProtectedRecipient, processOutbound, recipientDomain, type MessageOutcome } from './outbound-message.ts';
+import { BodyFeed } from './body-feed.ts';
+import {
+  encryptsWhileReceiving,
+  hasProtectedRecipient,
+  planOutbound,
+  processOutbound,
+  protectOriginal,
+  recipientDomain,
+  type MessageOutcome,
+  type OutboundMessage,
+  type OutboundStart,
+} from './outbound-message.ts';
 import { decideRecipient, type RecipientDecision } from './recipient-policy.ts';
 import { MARKER_HEADER, verifyMarker } from './reinjection-marker.ts';
 import { bareAddress } from './reinjection.ts';
@@ -40,6 +51,8 @@ interface MessageState {
   group: 'encrypted' | 'clear' | undefined;
   /** Recipients refused at RCPT, for the summary line of a message that ends before its data. */
   refused: Array<{ domain: string; decision: Extract<RecipientDecision, { kind: 'refuse' }> }>;
+  /** Encryption started at the end of the headers, fed with the body as it arrives. */
+  early: { feed: BodyFeed; start: OutboundStart } | undefined;
 }
 
 async function* noBody(): AsyncGenerator<Buffer> {}
@@ -67,6 +80,7 @@ class MuseHandler implements MilterHandler {
       decided: new Map(),
       group: undefined,
       refused: [],
+      early: undefined,
     };
     runtime.metrics?.messagesInFlight.inc();
     return CONTINUE;
@@ -103,9 +117,43 @@ class MuseHandler implements MilterHandler {
     return reply(known.reply.code, known.reply.enhanced, known.reply.text);
   }
 
+  /**
+   * Once RCPT is over and the headers are in, an outbound message whose every recipient gets the one encrypted
+   * version is encrypted while its body arrives, instead of after it was stored: the body is read once, never
+   * written to disk, and end of message finds the work nearly done. Anything else (other plans, lookups still
+   * under way) waits for end of message as before.
+   */
+  async endOfHeaders(ctx: MilterContext): Promise<Verdict> {
+    const state = this.state;
+    if (state === undefined || state.direction !== 'outbound') return CONTINUE;
+    const { runtime } = state;
+    const headers = ctx.message.headers;
+    if (headers.some((h) => h.name.toLowerCase() === MARKER_HEADER.toLowerCase())) return CONTINUE;
+    // Only with every answer in (the usual case, from the cache): waiting here for DNS would stop reading the
+    // body with no progress replies to the MTA, which only end of message can send.
+    if (state.decided.size < state.lookups.size) return CONTINUE;
+    const outbound = await planOutbound(runtime, { recipients: ctx.message.recipients, lookups: state.lookups });
+    if (!encryptsWhileReceiving(runtime, outbound) || this.state !== state) return CONTINUE;
+    const feed = new BodyFeed();
+    const message = this.outboundMessage(ctx, state, () => feed);
+    const original = protectOriginal(runtime, message, outbound);
+    // Observed at once: a message aborted before its end must not leave a rejection unhandled.
+    original.catch(() => undefined);
+    state.early = { feed, start: { outbound, original } };
+    ctx.message.collectBody = false;
+    return CONTINUE;
+  }
+
+  async body(_ctx: MilterContext, chunk: Buffer): Promise<Verdict> {
+    await this.state?.early?.feed.push(chunk);
+    return CONTINUE;
+  }
+
   async endOfMessage(ctx: MilterContext): Promise<EndOfMessageResult> {
     const state = this.state;
     if (state === undefined) return { verdict: CONTINUE };
+    const early = state.early;
+    early?.feed.end();
     const { runtime } = state;
     const headers = ctx.message.headers;
     const recipients = ctx.message.recipients;
@@ -127,15 +175,8 @@ class MuseHandler implements MilterHandler {
           const outcomeOf = failureVerdict('oversize', runtime.config.actions.oversize, protectedRecipient);
           outcome = { result: { verdict: outcomeOf.verdict }, action: outcomeOf.applied === 'accept' ? 'unchanged' : outcomeOf.applied, reason: `message of ${size} bytes exceeds limits.maxMessageSize`, keys: [], dnssec: undefined };
         } else if (state.direction === 'outbound') {
-          outcome = await processOutbound(runtime, {
-            queueId: ctx.macro('i'),
-            sender: ctx.message.sender ?? '<>',
-            recipients,
-            headers,
-            body,
-            lookups: state.lookups,
-            signal: ctx.signal,
-          });
+          outcome = await processOutbound(runtime, this.outboundMessage(ctx, state, body), early?.start);
+          state.early = undefined;
         } else {
           outcome = await processInbound(runtime, { headers, body, signal: ctx.signal });
         }
@@ -152,7 +193,7 @@ class MuseHandler implements MilterHandler {
     return result;
   }
 
-  /** A message that ends before its data (all recipients refused, RSET, QUIT) still gets its summary line. */
+  /** A message that ends before its end (all recipients refused, RSET, QUIT, lost connection) still gets its summary line. */
   abort(ctx: MilterContext): void {
     const state = this.state;
     if (state !== undefined) {
@@ -168,8 +209,9 @@ class MuseHandler implements MilterHandler {
     this.finish();
   }
 
-  close(): void {
-    this.finish();
+  /** The SMTP session ended (QUIT, lost connection): a message still open gets its summary line as if aborted. */
+  close(ctx: MilterContext): void {
+    this.abort(ctx);
   }
 
   private checkGroup(state: MessageState, domain: string, decision: RecipientDecision): Verdict {
@@ -202,8 +244,27 @@ class MuseHandler implements MilterHandler {
     runtime.metrics?.messages.inc({ direction: state.direction, action: outcome.action });
   }
 
+  private outboundMessage(ctx: MilterContext, state: MessageState, body: () => AsyncIterable<Buffer>): OutboundMessage {
+    return {
+      queueId: ctx.macro('i'),
+      sender: ctx.message.sender ?? '<>',
+      recipients: ctx.message.recipients,
+      headers: ctx.message.headers,
+      body,
+      lookups: state.lookups,
+      signal: ctx.signal,
+    };
+  }
+
   private finish(): void {
     if (this.state === undefined) return;
+    const early = this.state.early;
+    if (early !== undefined) {
+      // The message ended some other way than through its end of message (abort, oversize, lost connection):
+      // stop the encryption and remove what it wrote.
+      early.feed.fail(new Error('the message ended before its end of message'));
+      void early.start.original.then((result) => (result?.kind === 'protected' ? result.body.dispose() : undefined)).catch(() => undefined);
+    }
     this.state.runtime.metrics?.messagesInFlight.dec();
     this.state = undefined;
   }
@@ -215,9 +276,10 @@ export function museMilter(current: () => Runtime): MilterDefinition {
     name: 'muse-milter',
     actions: ['addHeaders', 'changeHeaders', 'changeBody', 'deleteRecipients'],
     observe: ['connect', 'header'],
-    // Nothing is decided on these steps, so the MTA need not wait for an answer to CONNECT, MAIL, each header
-    // and each body chunk: a round trip per recipient and one at the end instead of a dozen or more.
-    noReply: ['connect', 'mail', 'header', 'body'],
+    // Nothing is decided on these steps, so the MTA need not wait for an answer to CONNECT, MAIL, each header,
+    // the end of the headers and each body chunk: a round trip per recipient and one at the end instead of a
+    // dozen or more. (The MTA still cannot outrun the filter: the socket is read as fast as steps finish.)
+    noReply: ['connect', 'mail', 'header', 'eoh', 'body'],
     collectBody: true,
     macros: {
       Connect: ['j', '{daemon_name}', '{client_addr}'],

@@ -11,7 +11,7 @@ import { protectOutbound, type HeaderField, type OutboundResult } from '../engin
 import { failureVerdict } from './failure-actions.ts';
 import { editsToModifications } from './header-edits.ts';
 import type { DomainKeys } from './key-service.ts';
-import { planMessage, type PlannedRecipient, type RecipientGroup } from './message-plan.ts';
+import { planMessage, type MessagePlan, type PlannedRecipient, type RecipientGroup } from './message-plan.ts';
 import { disposingChunks } from './output-body.ts';
 import { decideRecipient } from './recipient-policy.ts';
 import { submitCopy } from './reinjection.ts';
@@ -69,7 +69,7 @@ export async function hasProtectedRecipient(runtime: Runtime, lookups: ReadonlyM
 }
 
 /** Decides every recipient; starts the lookups RCPT did not start. */
-async function planRecipients(runtime: Runtime, message: OutboundMessage): Promise<{ planned: PlannedRecipient[]; keys: Map<string, DomainKeys> }> {
+async function planRecipients(runtime: Runtime, message: Pick<OutboundMessage, 'recipients' | 'lookups'>): Promise<{ planned: PlannedRecipient[]; keys: Map<string, DomainKeys> }> {
   const domains = new Map<string, Promise<DomainKeys> | undefined>();
   for (const recipient of message.recipients) {
     const domain = recipientDomain(recipient, runtime.config.site.domain);
@@ -122,14 +122,56 @@ async function protect(runtime: Runtime, message: OutboundMessage, group: Recipi
   return result;
 }
 
-/** Processes one outbound message at end of message. */
-export async function processOutbound(runtime: Runtime, message: OutboundMessage): Promise<MessageOutcome> {
+/** The recipients decided and grouped: everything end of message acts on, known once RCPT is over. */
+export interface OutboundPlan {
+  readonly plan: MessagePlan;
+  readonly keys: Map<string, DomainKeys>;
+  /** Some recipient must never receive clear text (for failure actions that would deliver as received). */
+  readonly protectedMessage: boolean;
+  /** Fingerprints of the keys the message is encrypted to. */
+  readonly fingerprints: string[];
+  readonly dnssec: boolean | undefined;
+}
+
+/** Decides every recipient and groups them; waits for the lookups RCPT started (and starts any it did not). */
+export async function planOutbound(runtime: Runtime, message: Pick<OutboundMessage, 'recipients' | 'lookups'>): Promise<OutboundPlan> {
   const { planned, keys } = await planRecipients(runtime, message);
-  const plan = planMessage(planned);
-  const protectedMessage = planned.some((p) => mustNotGetClearText(runtime, p.domain, keys.get(p.domain)));
   const encryptedDomains = planned.filter((p) => p.decision.kind === 'encrypt');
-  const fingerprints = [...new Set(encryptedDomains.flatMap((p) => (p.decision.kind === 'encrypt' ? [...p.decision.fingerprints] : [])))];
-  const dnssec = encryptedDomains.length === 0 ? undefined : encryptedDomains.every((p) => p.decision.kind === 'encrypt' && p.decision.dnssec);
+  return {
+    plan: planMessage(planned),
+    keys,
+    protectedMessage: planned.some((p) => mustNotGetClearText(runtime, p.domain, keys.get(p.domain))),
+    fingerprints: [...new Set(encryptedDomains.flatMap((p) => (p.decision.kind === 'encrypt' ? [...p.decision.fingerprints] : [])))],
+    dnssec: encryptedDomains.length === 0 ? undefined : encryptedDomains.every((p) => p.decision.kind === 'encrypt' && p.decision.dnssec),
+  };
+}
+
+/**
+ * Whether the message can be encrypted while its body still arrives: every recipient gets the one encrypted
+ * version, so the body is read exactly once and never needed again (a failure is answered with a verdict, and
+ * delivering as received needs nothing from us: the MTA holds the original).
+ */
+export function encryptsWhileReceiving(runtime: Runtime, outbound: OutboundPlan): boolean {
+  const { plan } = outbound;
+  return !runtime.config.policy.testing && plan.kind !== 'refuse' && plan.groups.length === 1 && plan.groups[0]?.kind === 'encrypted';
+}
+
+/** Starts protecting the version of the message its original transaction keeps (the first group). */
+export function protectOriginal(runtime: Runtime, message: OutboundMessage, outbound: OutboundPlan): Promise<OutboundResult | undefined> {
+  if (outbound.plan.kind === 'refuse') return Promise.resolve(undefined);
+  return protect(runtime, message, outbound.plan.groups[0] as RecipientGroup, outbound.keys);
+}
+
+/** What end of message finds already under way: the plan, and the original version's protection, if started. */
+export interface OutboundStart {
+  readonly outbound: OutboundPlan;
+  readonly original: Promise<OutboundResult | undefined>;
+}
+
+/** Processes one outbound message at end of message, continuing what {@link OutboundStart} began, if given. */
+export async function processOutbound(runtime: Runtime, message: OutboundMessage, started?: OutboundStart): Promise<MessageOutcome> {
+  const outbound = started?.outbound ?? (await planOutbound(runtime, message));
+  const { plan, keys, protectedMessage, fingerprints, dnssec } = outbound;
 
   if (plan.kind === 'refuse') {
     const verdict = reply(plan.reply.code, plan.reply.enhanced, plan.reply.text);
@@ -143,7 +185,7 @@ export async function processOutbound(runtime: Runtime, message: OutboundMessage
   }
 
   const [original, copy] = plan.groups as [RecipientGroup, RecipientGroup | undefined];
-  const originalResult = await protect(runtime, message, original, keys);
+  const originalResult = await (started?.original ?? protect(runtime, message, original, keys));
   const failed = (result: OutboundResult | undefined): MessageOutcome | undefined => {
     if (result === undefined || result.kind === 'protected' || result.kind === 'unchanged') return undefined;
     const kind = result.kind === 'limit-exceeded' ? 'oversize' : 'cryptoError';
