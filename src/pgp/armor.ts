@@ -10,33 +10,91 @@ export type ArmorType = 'MESSAGE' | 'SIGNATURE';
 
 /** 48 input bytes make one 64-character line (RFC 4880 §6.3 allows at most 76). */
 const BYTES_PER_LINE = 48;
+const CHARS_PER_LINE = 64;
+/** A full line in the output: 64 characters and CRLF. */
+const LINE_BYTES = CHARS_PER_LINE + 2;
+/**
+ * Lines base64-encoded per native call. One call per line would cost more than the encoding; one
+ * call per chunk would make strings of megabytes, which V8 builds several times slower.
+ */
+const LINES_PER_BATCH = 1024;
+const CR = 0x0d;
+const LF = 0x0a;
+/** CR then LF, as one little-endian 16-bit store. */
+const CRLF_LE16 = (LF << 8) | CR;
+/** One batch of base64 before it is cut into lines; shared, as encoding never yields midway. */
+const SCRATCH = Buffer.alloc(LINES_PER_BATCH * CHARS_PER_LINE);
+const SCRATCH_VIEW = new DataView(SCRATCH.buffer, SCRATCH.byteOffset, SCRATCH.length);
 const CRC24_INIT = 0xb704ce;
 const CRC24_POLY = 0x1864cfb;
+/**
+ * Octets the CRC consumes per step (slicing-by-16): still one table lookup per octet, but the
+ * register is carried from step to step only once per 16 octets, read as four 32-bit words.
+ */
+const CRC_SLICES = 16;
 
-/** CRC-24 lookup table (RFC 4880 §6.1 polynomial), one entry per leading byte. */
-const CRC24_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let i = 0; i < 256; i++) {
-    let c = i << 16;
+/**
+ * CRC-24 lookup tables (RFC 4880 §6.1 polynomial), flattened: entry `k * 256 + v` is the CRC
+ * register contribution of octet `v` followed by `k` zero octets, i.e. v·x^(24+8k) mod the
+ * polynomial. Table 0 is the classic byte-at-a-time table.
+ */
+const CRC24_TABLES = (() => {
+  const tables = new Uint32Array(CRC_SLICES * 256);
+  for (let v = 0; v < 256; v++) {
+    let c = v << 16;
     for (let bit = 0; bit < 8; bit++) {
       c <<= 1;
       if (c & 0x1000000) c ^= CRC24_POLY;
     }
-    table[i] = c & 0xffffff;
+    tables[v] = c & 0xffffff;
   }
-  return table;
+  for (let k = 1; k < CRC_SLICES; k++) {
+    for (let v = 0; v < 256; v++) {
+      // Eight more zero bits: shift the previous entry one octet and reduce its top octet.
+      const previous = tables[(k - 1) * 256 + v] as number;
+      tables[k * 256 + v] = ((previous << 8) & 0xffffff) ^ (tables[previous >>> 16] as number);
+    }
+  }
+  return tables;
 })();
+
+/**
+ * Feeds `data` into the CRC-24 register `crc`, 16 octets per step: each octet indexes the table
+ * for the number of octets after it in the step, and the register, 24 bits, is XORed into the
+ * step's first three octets (the top of its first big-endian word).
+ */
+function crc24Update(crc: number, data: Uint8Array): number {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const n = data.length;
+  let i = 0;
+  for (; i + CRC_SLICES <= n; i += CRC_SLICES) {
+    crc =
+      wordTerms(view.getUint32(i) ^ (crc << 8), 15 * 256) ^
+      wordTerms(view.getUint32(i + 4), 11 * 256) ^
+      wordTerms(view.getUint32(i + 8), 7 * 256) ^
+      wordTerms(view.getUint32(i + 12), 3 * 256);
+  }
+  for (; i < n; i++) crc = ((crc << 8) & 0xffffff) ^ (CRC24_TABLES[(crc >>> 16) ^ (data[i] as number)] as number);
+  return crc;
+}
+
+/** The table terms of the four octets of `word`, the first looked up in the table at `first`, the others in the three below it. */
+function wordTerms(word: number, first: number): number {
+  const t = CRC24_TABLES;
+  return (
+    (t[first + (word >>> 24)] as number) ^
+    (t[first - 256 + ((word >>> 16) & 0xff)] as number) ^
+    (t[first - 512 + ((word >>> 8) & 0xff)] as number) ^
+    (t[first - 768 + (word & 0xff)] as number)
+  );
+}
 
 /** Incremental CRC-24 (RFC 4880 §6.1). */
 class Crc24 {
   #crc = CRC24_INIT;
 
   update(data: Uint8Array): void {
-    let crc = this.#crc;
-    for (let i = 0; i < data.length; i++) {
-      crc = ((crc << 8) ^ (CRC24_TABLE[((crc >> 16) ^ (data[i] as number)) & 0xff] as number)) & 0xffffff;
-    }
-    this.#crc = crc;
+    this.#crc = crc24Update(this.#crc, data);
   }
 
   /** The checksum as the four base64 characters of the armor's `=` line. */
@@ -46,43 +104,118 @@ class Crc24 {
   }
 }
 
-function base64Lines(data: Buffer): string {
-  const encoded = data.toString('base64');
-  let out = '';
-  for (let i = 0; i < encoded.length; i += 64) out += encoded.slice(i, i + 64) + '\r\n';
-  return out;
+/** Bytes that {@link writeLines} writes for `length` input bytes. */
+function linesLength(length: number): number {
+  const rest = length % BYTES_PER_LINE;
+  return Math.floor(length / BYTES_PER_LINE) * LINE_BYTES + (rest === 0 ? 0 : Math.ceil(rest / 3) * 4 + 2);
 }
 
-/** Armors a stream of binary chunks, emitting one output chunk per input chunk. */
-export async function* armorChunks(type: ArmorType, chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
-  const crc = new Crc24();
-  yield Buffer.from(`-----BEGIN PGP ${type}-----\r\n\r\n`, 'latin1');
-  let pending = Buffer.alloc(0);
-  for await (const chunk of chunks) {
-    crc.update(chunk);
-    const joined = pending.length === 0 ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) : Buffer.concat([pending, chunk]);
-    const whole = joined.length - (joined.length % BYTES_PER_LINE);
-    if (whole > 0) yield Buffer.from(base64Lines(joined.subarray(0, whole)), 'latin1');
-    // Copy the remainder: the input chunk may be reused by its producer.
-    pending = Buffer.from(joined.subarray(whole));
+/**
+ * Writes `data` as base64 lines of 64 characters, each ending in CRLF (the last one shorter if
+ * `data` is not a whole number of lines), into `out` at `at`; returns the offset after them.
+ * Each batch is encoded natively into the scratch buffer, then copied line by line in 32-bit
+ * words: a native copy per line would cost several times more than the copy itself.
+ */
+function writeLines(data: Buffer, out: Buffer, at: number): number {
+  const view = new DataView(out.buffer, out.byteOffset, out.length);
+  for (let from = 0; from < data.length; from += LINES_PER_BATCH * BYTES_PER_LINE) {
+    const to = Math.min(data.length, from + LINES_PER_BATCH * BYTES_PER_LINE);
+    const chars = SCRATCH.write(data.toString('base64', from, to), 0, 'latin1');
+    const fullLinesEnd = chars - (chars % CHARS_PER_LINE);
+    let read = 0;
+    for (; read < fullLinesEnd; read += CHARS_PER_LINE) {
+      for (let word = 0; word < CHARS_PER_LINE; word += 4) view.setUint32(at + word, SCRATCH_VIEW.getUint32(read + word, true), true);
+      view.setUint16(at + CHARS_PER_LINE, CRLF_LE16, true);
+      at += LINE_BYTES;
+    }
+    if (read < chars) {
+      at += SCRATCH.copy(out, at, read, chars);
+      out[at++] = CR;
+      out[at++] = LF;
+    }
   }
-  const last = pending.length > 0 ? base64Lines(pending) : '';
-  yield Buffer.from(`${last}=${crc.toBase64()}\r\n-----END PGP ${type}-----\r\n`, 'latin1');
+  return at;
+}
+
+function beginLine(type: ArmorType): Buffer {
+  return Buffer.from(`-----BEGIN PGP ${type}-----\r\n\r\n`, 'latin1');
+}
+
+function checksumAndEnd(type: ArmorType, crc: Crc24): Buffer {
+  return Buffer.from(`=${crc.toBase64()}\r\n-----END PGP ${type}-----\r\n`, 'latin1');
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Base64 lines and CRC of a stream. Whole lines are written as soon as their input is there; the
+ * at most 47 octets of an unfinished line wait in a small carry buffer, copied because the input
+ * chunk may be reused by its producer.
+ */
+class LineEncoder {
+  readonly crc = new Crc24();
+  readonly #carry = Buffer.allocUnsafe(BYTES_PER_LINE);
+  #carried = 0;
+
+  /** The whole lines completed by `chunk` (possibly none). */
+  update(chunk: Uint8Array): Buffer {
+    const data = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    this.crc.update(data);
+    const lines = Math.floor((this.#carried + data.length) / BYTES_PER_LINE);
+    let used = 0;
+    let out = EMPTY;
+    if (lines > 0) {
+      out = Buffer.allocUnsafe(lines * LINE_BYTES);
+      let at = 0;
+      if (this.#carried > 0) {
+        used = data.copy(this.#carry, this.#carried, 0, BYTES_PER_LINE - this.#carried);
+        at = writeLines(this.#carry, out, 0);
+        this.#carried = 0;
+      }
+      const whole = used + (lines - at / LINE_BYTES) * BYTES_PER_LINE;
+      writeLines(data.subarray(used, whole), out, at);
+      used = whole;
+    }
+    this.#carried += data.copy(this.#carry, this.#carried, used);
+    return out;
+  }
+
+  /** The last, unfinished line, if any. */
+  finish(): Buffer {
+    const rest = this.#carry.subarray(0, this.#carried);
+    const out = Buffer.allocUnsafe(linesLength(rest.length));
+    writeLines(rest, out, 0);
+    return out;
+  }
+}
+
+/** Armors a stream of binary chunks, emitting at most one output chunk per input chunk. */
+export async function* armorChunks(type: ArmorType, chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
+  yield beginLine(type);
+  const encoder = new LineEncoder();
+  for await (const chunk of chunks) {
+    const lines = encoder.update(chunk);
+    if (lines.length > 0) yield lines;
+  }
+  yield Buffer.concat([encoder.finish(), checksumAndEnd(type, encoder.crc)]);
 }
 
 /** Armors a complete binary block. */
 export function armorBytes(type: ArmorType, data: Uint8Array): Buffer {
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const crc = new Crc24();
-  crc.update(data);
-  const body = base64Lines(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-  return Buffer.from(`-----BEGIN PGP ${type}-----\r\n\r\n${body}=${crc.toBase64()}\r\n-----END PGP ${type}-----\r\n`, 'latin1');
+  crc.update(bytes);
+  const begin = beginLine(type);
+  const end = checksumAndEnd(type, crc);
+  const out = Buffer.allocUnsafe(begin.length + linesLength(bytes.length) + end.length);
+  begin.copy(out);
+  end.copy(out, writeLines(bytes, out, begin.length));
+  return out;
 }
 
 const BASE64_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 const ARMOR_HEADER = /^[A-Za-z][A-Za-z0-9-]*: /;
 const CHECKSUM_LINE = /^=[A-Za-z0-9+/]{4}$/;
-const LF = 0x0a;
-const CR = 0x0d;
 const PAD = 0x3d;
 
 /** 1 for the base64 alphabet; a table lookup keeps the scan of tens of MiB fast. */

@@ -1,14 +1,15 @@
 /**
  * Sign-then-encrypt of a MIME entity into one OpenPGP message (RFC 3156 §6.2): a one-pass
  * signature by the site key and a binary literal packet inside SEIPDv1, encrypted to every
- * recipient key. Plaintext given as a stream is encrypted as a stream (openpgp.js Web streams).
- * Whole uncompressed plaintext goes through the native path (./fast/) when its keys allow;
- * openpgp.js, the reference, does everything else.
+ * recipient key. Plaintext given as a stream is encrypted as a stream. Uncompressed plaintext,
+ * whole or streamed, goes through the native path (./fast/) when its keys allow; openpgp.js, the
+ * reference, does everything else (streams through its Web streams).
  */
 import { createMessage, encrypt, type PrivateKey, type PublicKey, type SessionKey } from 'openpgp';
 import { pgpConfig, type Compression } from './config.ts';
 import { errorMessage, PgpError } from './errors.ts';
 import { fastSignEncrypt } from './fast/sign-encrypt.ts';
+import { fastStreamSignEncrypt } from './fast/streaming-sign-encrypt.ts';
 import { iterableToWebStream } from './web-stream.ts';
 
 /** Inputs of {@link signAndEncrypt}. */
@@ -29,13 +30,21 @@ export interface SignAndEncryptInput {
 
 /**
  * Signs and encrypts; yields the binary OpenPGP message (as one chunk for whole input, streamed
- * for streamed input).
+ * for streamed input). Key and option errors reject the returned promise as `ENCRYPT_FAILED`; a
+ * failure of a plaintext stream rejects the iteration of the output instead.
  */
 export async function signAndEncrypt(input: SignAndEncryptInput): Promise<AsyncIterable<Uint8Array>> {
   try {
-    if ((input.fastPath ?? true) && (input.compression ?? 'none') === 'none' && input.plaintext instanceof Uint8Array) {
-      const fast = await fastSignEncrypt({ ...input, data: input.plaintext });
-      if (fast !== null) return single(fast);
+    if ((input.fastPath ?? true) && (input.compression ?? 'none') === 'none') {
+      const { plaintext } = input;
+      if (plaintext instanceof Uint8Array) {
+        const fast = await fastSignEncrypt({ ...input, data: plaintext });
+        if (fast !== null) return single(fast);
+      } else {
+        // Declining happens before any plaintext is read, so openpgp.js still gets the whole stream.
+        const fast = await fastStreamSignEncrypt({ ...input, data: plaintext });
+        if (fast !== null) return fast;
+      }
     }
     // Binary literal data: a text literal would turn CRLF into LF (and back only approximately).
     const data = input.plaintext instanceof Uint8Array ? input.plaintext : iterableToWebStream(input.plaintext);

@@ -2,14 +2,108 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { armor as libraryArmor, enums } from 'openpgp';
-import { armorBytes, armorChunks, dearmor } from '../../src/pgp/armor.ts';
+import { armorBytes, armorChunks, dearmor, type ArmorType } from '../../src/pgp/armor.ts';
 import { PgpError } from '../../src/pgp/errors.ts';
 
-async function armorOf(chunks: Uint8Array[]): Promise<Buffer> {
+async function armorOf(chunks: Uint8Array[], type: ArmorType = 'MESSAGE'): Promise<Buffer> {
   const out: Buffer[] = [];
-  for await (const piece of armorChunks('MESSAGE', (async function* () { yield* chunks; })())) out.push(piece);
+  for await (const piece of armorChunks(type, (async function* () { yield* chunks; })())) out.push(piece);
   return Buffer.concat(out);
 }
+
+/** CRC-24 of RFC 4880 §6.1 computed bit by bit, with nothing shared with the code under test. */
+function bitwiseCrc24(data: Uint8Array): number {
+  let crc = 0xb704ce;
+  for (const octet of data) {
+    crc ^= octet << 16;
+    for (let bit = 0; bit < 8; bit++) {
+      crc <<= 1;
+      if (crc & 0x1000000) crc ^= 0x1864cfb;
+    }
+  }
+  return crc & 0xffffff;
+}
+
+/**
+ * The armor this project has always written, spelled out plainly: BEGIN line, blank line, base64
+ * in 64-character lines, `=` and the CRC-24 in base64, END line, every line ending in CRLF.
+ */
+function referenceArmor(type: ArmorType, data: Uint8Array): Buffer {
+  const base64 = Buffer.from(data).toString('base64');
+  const lines: string[] = [];
+  for (let i = 0; i < base64.length; i += 64) lines.push(base64.slice(i, i + 64));
+  const crc = bitwiseCrc24(data);
+  const checksum = Buffer.from([crc >> 16, (crc >> 8) & 0xff, crc & 0xff]).toString('base64');
+  return Buffer.from([`-----BEGIN PGP ${type}-----`, '', ...lines, `=${checksum}`, `-----END PGP ${type}-----`, ''].join('\r\n'), 'latin1');
+}
+
+/** `length` octets of noise (a linear congruential sequence), every octet value likely. */
+function noise(length: number, seed: number): Buffer {
+  const out = Buffer.alloc(length);
+  let x = seed;
+  for (let i = 0; i < length; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return out;
+}
+
+/** `data` cut into chunks of `sizes` (cycled). */
+function chunked(data: Uint8Array, sizes: readonly number[]): Uint8Array[] {
+  const chunks: Uint8Array[] = [];
+  for (let at = 0, i = 0; at < data.length; i++) {
+    const size = sizes[i % sizes.length] as number;
+    chunks.push(data.subarray(at, at + size));
+    at += size;
+  }
+  return chunks;
+}
+
+test('the reference CRC-24 gives the published check value of CRC-24/OPENPGP and the initial value for nothing', () => {
+  assert.equal(bitwiseCrc24(Buffer.from('123456789')).toString(16), '21cf02');
+  assert.equal(bitwiseCrc24(new Uint8Array(0)).toString(16), 'b704ce');
+});
+
+test('armor of every length 0..300 is byte-identical to the reference, whole and in many chunkings', async () => {
+  const chunkings = [[1], [2], [3], [7], [47], [48], [49], [1, 47, 2], [95, 1], [300]];
+  assert.deepEqual(await armorOf([]), referenceArmor('MESSAGE', new Uint8Array(0)), 'no chunks at all');
+  for (let length = 0; length <= 300; length++) {
+    const data = noise(length, length + 1);
+    const expected = referenceArmor('MESSAGE', data);
+    assert.deepEqual(armorBytes('MESSAGE', data), expected, `${length} octets whole`);
+    assert.deepEqual(await armorOf([data]), expected, `${length} octets as one chunk`);
+    for (const sizes of chunkings) assert.deepEqual(await armorOf(chunked(data, sizes)), expected, `${length} octets in chunks of ${sizes.join(',')}`);
+    assert.deepEqual(await armorOf([Buffer.alloc(0), data, Buffer.alloc(0)]), expected, `${length} octets between empty chunks`);
+  }
+});
+
+test('armor of larger blocks, around the 1024-line encoding batch and beyond, is byte-identical to the reference', async () => {
+  const batch = 1024 * 48;
+  for (const length of [batch - 1, batch, batch + 1, 2 * batch + 47, 3 * batch + 49, 1024 * 1024 + 5]) {
+    const data = noise(length, length);
+    const expected = referenceArmor('SIGNATURE', data);
+    assert.deepEqual(armorBytes('SIGNATURE', data), expected, `${length} octets whole`);
+    for (const sizes of [[65_536], [batch + 1, 7], [1000], [3 * batch + 100]]) {
+      assert.deepEqual(await armorOf(chunked(data, sizes), 'SIGNATURE'), expected, `${length} octets in chunks of ${sizes.join(',')}`);
+    }
+  }
+});
+
+test('an input chunk reused by its producer after being armored does not change the armor', async () => {
+  const data = noise(1000, 7);
+  const buffer = Buffer.alloc(100);
+  async function* reusing(): AsyncGenerator<Uint8Array> {
+    for (let at = 0; at < data.length; at += 30) {
+      const size = Math.min(30, data.length - at);
+      data.copy(buffer, 0, at, at + size);
+      yield buffer.subarray(0, size);
+      buffer.fill(0);
+    }
+  }
+  const out: Buffer[] = [];
+  for await (const piece of armorChunks('MESSAGE', reusing())) out.push(piece);
+  assert.deepEqual(Buffer.concat(out), referenceArmor('MESSAGE', data));
+});
 
 test('streamed armor equals whole-buffer armor for any chunking, and decodes back', async () => {
   await fc.assert(

@@ -23,13 +23,14 @@ export function byteLength(pieces: readonly Uint8Array[]): number {
   return pieces.reduce((sum, p) => sum + p.length, 0);
 }
 
+/** The fields of a literal packet's body before its content: format, empty file name, date `created`. */
+export function literalFixedFields(created: number): Buffer {
+  return Buffer.concat([Buffer.from([BINARY_FORMAT, 0]), uint32(created)]);
+}
+
 /** Packet header and fixed fields of a literal packet holding `dataLength` octets dated `created`. */
 export function literalDataHeader(dataLength: number, created: number): Buffer {
-  return Buffer.concat([
-    packetHeader(enums.packet.literalData, FIXED_FIELDS + dataLength),
-    Buffer.from([BINARY_FORMAT, 0]),
-    uint32(created),
-  ]);
+  return Buffer.concat([packetHeader(enums.packet.literalData, FIXED_FIELDS + dataLength), literalFixedFields(created)]);
 }
 
 /**

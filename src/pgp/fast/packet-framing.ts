@@ -1,7 +1,7 @@
 /**
  * OpenPGP packet framing (RFC 4880 §4.2.2): new-format headers with definite lengths, the same
- * length encoding for signature subpackets (§5.2.3.1), and multiprecision integers (§3.2). The
- * native path always knows every length up front, so it never needs partial lengths.
+ * length encoding for signature subpackets (§5.2.3.1), and multiprecision integers (§3.2).
+ * Packets whose length is not known up front are framed by partial-body.ts.
  */
 
 /** Largest body a definite length can state (the five-octet form holds 32 bits). */

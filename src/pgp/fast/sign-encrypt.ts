@@ -3,32 +3,18 @@
  * one v3 PKESK per recipient, then SEIPD v1 holding a one-pass signature, the binary literal data
  * and the v4 signature, uncompressed. It covers the keys this project deals in (Ed25519 legacy
  * site keys; Curve25519 legacy ECDH or RSA recipients; v4) and answers null for anything else,
- * so the caller falls back to openpgp.js, which stays the reference.
+ * so the caller falls back to openpgp.js, which stays the reference. This is the whole-buffer
+ * writer, with definite lengths; streaming-sign-encrypt.ts writes the same packets from a stream.
  */
-import { randomBytes } from 'node:crypto';
-import type { PrivateKey, PublicKey, SessionKey } from 'openpgp';
-import { sessionCipher, signatureHash } from './algorithm-choice.ts';
-import { symmetricByName, type SymmetricAlgorithm } from './algorithms.ts';
-import { recipientParty, signingParty, type Party } from './key-selection.ts';
-import type { RecipientMaterial } from './key-material.ts';
 import { integrityProtectedPacket } from './integrity-protected.ts';
 import { byteLength, literalDataHeader, MAX_NATIVE_DATA_BYTES, piecesOf, type MessageData } from './literal-data.ts';
-import { openpgpTime } from './packet-framing.ts';
-import { sessionKeyPacket } from './session-key-packet.ts';
+import { planSignEncrypt, type SignEncryptOptions } from './message-plan.ts';
 import { onePassSignaturePacket, signaturePacket } from './signature.ts';
 
 /** Inputs of {@link fastSignEncrypt}. */
-export interface FastSignEncryptInput {
+export interface FastSignEncryptInput extends SignEncryptOptions {
   /** The literal data, whole or in pieces. */
   readonly data: MessageData;
-  readonly signingKey: PrivateKey;
-  readonly encryptionKeys: readonly PublicKey[];
-  /** Signature and literal-data time. */
-  readonly date: Date;
-  /** A fixed session key (tests only); a fresh random one otherwise. */
-  readonly sessionKey?: SessionKey;
-  /** Leave out the random salt notation, making the signature reproducible (tests only). */
-  readonly deterministicSignatures?: boolean;
 }
 
 /**
@@ -39,35 +25,14 @@ export interface FastSignEncryptInput {
 export async function fastSignEncrypt(input: FastSignEncryptInput): Promise<Uint8Array | null> {
   const pieces = piecesOf(input.data);
   const dataLength = byteLength(pieces);
-  const created = openpgpTime(input.date);
-  if (created === null || dataLength > MAX_NATIVE_DATA_BYTES || input.encryptionKeys.length === 0) return null;
-  const signer = await signingParty(input.signingKey, input.date);
-  if (signer === null) return null;
-  const recipients: Party<RecipientMaterial>[] = [];
-  for (const key of input.encryptionKeys) {
-    const recipient = await recipientParty(key, input.date);
-    if (recipient === null) return null;
-    recipients.push(recipient);
-  }
-  const selections = recipients.map((r) => r.selection);
-  const hash = signatureHash(selections);
-  const cipher = input.sessionKey === undefined ? sessionCipher(selections) : requestedCipher(input.sessionKey);
-  if (hash === null || cipher === null) return null;
-  const sessionKey = input.sessionKey === undefined ? randomBytes(cipher.keyBytes) : Buffer.from(input.sessionKey.data);
-
-  const params = { signer: signer.material, hash, created, salted: !(input.deterministicSignatures ?? false) };
-  const encrypted = integrityProtectedPacket(cipher, sessionKey, [
-    onePassSignaturePacket(params),
-    literalDataHeader(dataLength, created),
+  if (dataLength > MAX_NATIVE_DATA_BYTES) return null;
+  const plan = await planSignEncrypt(input);
+  if (plan === null) return null;
+  const encrypted = integrityProtectedPacket(plan.cipher, plan.sessionKey, [
+    onePassSignaturePacket(plan.signature),
+    literalDataHeader(dataLength, plan.signature.created),
     ...pieces,
-    signaturePacket(pieces, params),
+    signaturePacket(pieces, plan.signature),
   ]);
-  return Buffer.concat([...recipients.map((r) => sessionKeyPacket(r.material, cipher, sessionKey)), encrypted]);
-}
-
-/** The cipher of a caller's session key, if the native path writes it (AES, no AEAD, right size). */
-function requestedCipher(sessionKey: SessionKey): SymmetricAlgorithm | null {
-  const cipher = symmetricByName(sessionKey.algorithm);
-  const usable = cipher !== null && sessionKey.aeadAlgorithm === undefined && sessionKey.data.length === cipher.keyBytes;
-  return usable ? cipher : null;
+  return Buffer.concat([plan.sessionKeyPackets, encrypted]);
 }

@@ -3,7 +3,7 @@
  * one-pass signature packet announcing one (§5.4). The hashed subpackets and their order are those
  * openpgp.js writes, so that with the salt left out both produce identical packets.
  */
-import { createHash, randomBytes, sign } from 'node:crypto';
+import { createHash, randomBytes, sign, type Hash } from 'node:crypto';
 import { enums } from 'openpgp';
 import type { HashAlgorithm } from './algorithms.ts';
 import type { SignerMaterial } from './key-material.ts';
@@ -48,24 +48,49 @@ export function onePassSignaturePacket(params: SignatureParameters): Buffer {
   return packet(enums.packet.onePassSignature, body);
 }
 
+/**
+ * A signature over data that arrives piece by piece: the pieces go into the hash as they come,
+ * and the packet is made once the last one is in.
+ */
+export class DataSignature {
+  readonly #params: SignatureParameters;
+  readonly #hash: Hash;
+
+  constructor(params: SignatureParameters) {
+    this.#params = params;
+    this.#hash = createHash(params.hash.node);
+  }
+
+  /** Hashes the next piece of the literal data's content. */
+  update(piece: Uint8Array): void {
+    this.#hash.update(piece);
+  }
+
+  /** The signature packet over everything hashed so far; call once, after the last piece. */
+  packet(): Buffer {
+    const params = this.#params;
+    const subpackets = hashedSubpackets(params);
+    const fields = [SIGNATURE_VERSION, enums.signature.binary, enums.publicKey.eddsaLegacy, params.hash.id];
+    const signed = Buffer.concat([Buffer.from([...fields, subpackets.length >> 8, subpackets.length & 0xff]), subpackets]);
+    const digest = this.#hash.update(signed).update(V4_TRAILER).update(uint32(signed.length)).digest();
+    // Legacy EdDSA signs the digest, not the data (RFC 4880bis §5.2.4).
+    const rs = sign(null, digest, params.signer.privateKey);
+    const body = Buffer.concat([
+      signed,
+      Buffer.from([0, 0]), // no unhashed subpackets: the issuer is in the hashed area
+      digest.subarray(0, 2),
+      mpi(rs.subarray(0, ED25519_HALF)),
+      mpi(rs.subarray(ED25519_HALF)),
+    ]);
+    return packet(enums.packet.signature, body);
+  }
+}
+
 /** The signature packet over `data` (the literal data's content, in order). */
 export function signaturePacket(data: readonly Uint8Array[], params: SignatureParameters): Buffer {
-  const subpackets = hashedSubpackets(params);
-  const fields = [SIGNATURE_VERSION, enums.signature.binary, enums.publicKey.eddsaLegacy, params.hash.id];
-  const signed = Buffer.concat([Buffer.from([...fields, subpackets.length >> 8, subpackets.length & 0xff]), subpackets]);
-  const hash = createHash(params.hash.node);
-  for (const piece of data) hash.update(piece);
-  const digest = hash.update(signed).update(V4_TRAILER).update(uint32(signed.length)).digest();
-  // Legacy EdDSA signs the digest, not the data (RFC 4880bis §5.2.4).
-  const rs = sign(null, digest, params.signer.privateKey);
-  const body = Buffer.concat([
-    signed,
-    Buffer.from([0, 0]), // no unhashed subpackets: the issuer is in the hashed area
-    digest.subarray(0, 2),
-    mpi(rs.subarray(0, ED25519_HALF)),
-    mpi(rs.subarray(ED25519_HALF)),
-  ]);
-  return packet(enums.packet.signature, body);
+  const signature = new DataSignature(params);
+  for (const piece of data) signature.update(piece);
+  return signature.packet();
 }
 
 /** Creation time (critical), issuer key ID, the optional salt notation, issuer fingerprint. */

@@ -14,6 +14,7 @@ import { fastSignDetached } from '../../../src/pgp/fast/detached.ts';
 import { FIXED_NOW } from '../../engine/fixtures.ts';
 import { createGpgHome, type GpgHome, type GpgResult } from '../../support/gpg.ts';
 import { fastTestKeys, SHAPES, type FastTestKeys } from './fixtures.ts';
+import { statusOf } from './gpg-check.ts';
 
 const TIMEOUT = { timeout: 300_000 };
 let gpg: GpgHome;
@@ -29,11 +30,6 @@ before(async () => {
 after(async () => {
   await gpg?.dispose();
 });
-
-function statusOf(result: GpgResult, keyword: string): string[] | undefined {
-  const line = result.status.find((l) => l === keyword || l.startsWith(keyword + ' '));
-  return line?.split(' ').slice(1);
-}
 
 /** Runs `gpg --verify` on a binary or armored signature over `data`. */
 async function gpgVerify(signature: Uint8Array, data: Uint8Array): Promise<GpgResult> {

@@ -114,27 +114,56 @@ test('engine with an RSA site key: openpgp.js writes the message, signed with RS
   assert.equal(signature.packets[0]?.publicKeyAlgorithm, enums.publicKey.rsaEncryptSign);
 });
 
-test('streamed or compressed plaintext goes to openpgp.js (partial lengths, compressed packet), and still opens', async () => {
+/** The whole output of signAndEncrypt. */
+async function signAndEncryptAll(input: Parameters<typeof signAndEncrypt>[0]): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of await signAndEncrypt(input)) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+/** Whether the SEIPD packet after the first PKESK (new format, one-octet length) starts with a partial length. */
+function seipdStartsPartial(binary: Buffer): boolean {
+  const seipdAt = 2 + (binary[1] as number);
+  assert.equal(binary[seipdAt], 0xc0 | enums.packet.symEncryptedIntegrityProtectedData);
+  const length = binary[seipdAt + 1] as number;
+  return length >= 0xe0 && length < 0xff;
+}
+
+test('streamed plaintext with the native path off, or compressed plaintext, goes to openpgp.js, and still opens', async () => {
   const keys = await fastTestKeys();
-  const collect = async (input: Parameters<typeof signAndEncrypt>[0]) => {
-    const chunks: Uint8Array[] = [];
-    for await (const chunk of await signAndEncrypt(input)) chunks.push(chunk);
-    return Buffer.concat(chunks);
-  };
-  // openpgp.js switches to partial lengths once 512 octets are pending; the native path never does.
+  // openpgp.js switches to partial lengths once 512 octets are pending; the native streamed path
+  // only past a whole part, so 4 KiB tells the two apart.
   const data = Buffer.alloc(4096, DATA);
   const base = { signingKey: keys.sender.secret, encryptionKeys: [keys.receiver.public], date: FIXED_NOW };
-  const streamed = await collect({ ...base, plaintext: (async function* () { yield data; })() });
-  const seipdAt = 2 + (streamed[1] as number); // after the one PKESK (new format, one-octet length)
-  assert.equal(streamed[seipdAt], 0xc0 | enums.packet.symEncryptedIntegrityProtectedData);
-  assert.ok((streamed[seipdAt + 1] as number) >= 0xe0 && (streamed[seipdAt + 1] as number) < 0xff, 'partial length');
-  const compressed = await collect({ ...base, plaintext: data, compression: 'zlib' });
+  const stream = () => (async function* () { yield data; })();
+  const native = await signAndEncryptAll({ ...base, plaintext: stream() });
+  assert.equal(seipdStartsPartial(native), false);
+  const library = await signAndEncryptAll({ ...base, plaintext: stream(), fastPath: false });
+  assert.equal(seipdStartsPartial(library), true);
+  const compressed = await signAndEncryptAll({ ...base, plaintext: stream(), compression: 'zlib' });
   const opened = await (await readMessage({ binaryMessage: compressed })).decrypt([keys.receiver.secret], undefined, undefined, FIXED_NOW);
   const inner = opened.packets;
   assert.equal((inner[0]?.constructor as unknown as { tag: number }).tag, enums.packet.compressedData);
-  for (const binary of [streamed, compressed]) {
+  for (const binary of [native, library, compressed]) {
     assert.deepEqual((await openSigned(binary, keys.receiver.secret, keys.sender.public)).data, data);
   }
+});
+
+test('a streamed message to a recipient the native path declines is streamed by openpgp.js, whole, and opens for both', TIMEOUT, async () => {
+  const keys = await fastTestKeys();
+  const p256 = await eccKey({ curve: 'nistP256' });
+  const data = Buffer.alloc(3 * 65_536 + 5, DATA);
+  const binary = await signAndEncryptAll({
+    plaintext: (async function* () { for (let at = 0; at < data.length; at += 65_536) yield data.subarray(at, at + 65_536); })(),
+    signingKey: keys.sender.secret,
+    encryptionKeys: [keys.receiver.public, p256.toPublic()],
+    date: FIXED_NOW,
+  });
+  const message = await readMessage({ binaryMessage: binary });
+  // A P-256 ephemeral point (0x04, x, y: 65 octets) is something only openpgp.js writes here.
+  const points = [...message.packets].slice(0, 2).map((p) => (p as unknown as { encrypted: { V: Uint8Array } }).encrypted.V.length);
+  assert.deepEqual(points, [33, 65]);
+  for (const key of [keys.receiver.secret, p256]) assert.deepEqual((await openSigned(binary, key, keys.sender.public)).data, data);
 });
 
 test('a remembered key answer does not outlive the key’s expiry, in either order of use', TIMEOUT, async () => {

@@ -10,51 +10,31 @@ import { pgpConfig } from '../../../src/pgp/config.ts';
 import { fastSignEncrypt } from '../../../src/pgp/fast/sign-encrypt.ts';
 import type { TestKey } from '../../engine/fixtures.ts';
 import { FIXED_NOW } from '../../engine/fixtures.ts';
-import { createGpgHome, type GpgHome, type GpgResult } from '../../support/gpg.ts';
+import type { GpgHome, GpgResult } from '../../support/gpg.ts';
 import { fastTestKeys, publicKeys, recipientSets, SHAPES, type FastTestKeys } from './fixtures.ts';
+import { assertDecryptedAndVerified as assertOpened, createRecipientHomes, statusOf, type RecipientHomes } from './gpg-check.ts';
 import { decryptSeipd, packetEnd, walkPackets } from './packet-walk.ts';
 
 const TIMEOUT = { timeout: 600_000 };
-/** gpg homes by recipient fingerprint. */
-const homes = new Map<string, GpgHome>();
+let homes: RecipientHomes | undefined;
 let keys: FastTestKeys;
 
 before(async () => {
   keys = await fastTestKeys();
-  for (const recipient of [keys.receiver, keys.stranger, keys.gpgSite, keys.rsa, keys.fifth]) {
-    const home = await createGpgHome();
-    homes.set(recipient.public.getFingerprint(), home);
-    await home.importKeys(recipient.secretArmored);
-    await home.importKeys(keys.sender.publicArmored);
-  }
+  homes = await createRecipientHomes([keys.receiver, keys.stranger, keys.gpgSite, keys.rsa, keys.fifth], keys.sender);
 });
 
 after(async () => {
-  for (const home of homes.values()) await home.dispose();
+  await homes?.dispose();
 });
 
 function homeOf(recipient: TestKey): GpgHome {
-  return homes.get(recipient.public.getFingerprint()) ?? assert.fail('no gpg home');
-}
-
-/** Arguments of a status keyword, or undefined when gpg did not report it. */
-function statusOf(result: GpgResult, keyword: string): string[] | undefined {
-  const line = result.status.find((l) => l === keyword || l.startsWith(keyword + ' '));
-  return line?.split(' ').slice(1);
+  return (homes ?? assert.fail('no gpg homes')).of(recipient);
 }
 
 /** Asserts that gpg decrypted `data` and found a good signature by the sender site key. */
 function assertDecryptedAndVerified(result: GpgResult, data: Buffer, where: string): void {
-  assert.equal(result.code, 0, `${where}: ${result.stderr}`);
-  assert.ok(statusOf(result, 'DECRYPTION_OKAY'), where);
-  assert.ok(statusOf(result, 'GOODMDC'), where);
-  assert.deepEqual(statusOf(result, 'DECRYPTION_INFO'), ['2', '9', '0'], `${where}: MDC (SHA-1), AES-256, no AEAD`);
-  assert.equal(statusOf(result, 'GOODSIG')?.[0], keys.sender.public.getKeyID().toHex().toUpperCase(), where);
-  // VALIDSIG <fpr> <date> <timestamp> <expire> <sig version> <reserved> <pk algo> <hash algo> <class> <primary fpr>
-  const validsig = statusOf(result, 'VALIDSIG');
-  const fingerprint = keys.sender.public.getFingerprint().toUpperCase();
-  assert.deepEqual(validsig?.slice(2, 10), [String(FIXED_NOW.getTime() / 1000), '0', '4', '0', '22', '10', '00', fingerprint], where);
-  assert.ok(result.stdout.equals(data), `${where}: plaintext differs`);
+  assertOpened(result, data, keys.sender, where);
 }
 
 async function fast(data: Uint8Array, recipients: readonly PublicKey[], sessionKey?: SessionKey): Promise<Buffer> {
