@@ -11,7 +11,7 @@ export { FrameDecoder } from './codec/frame-decoder.ts';
 export type { Frame, FrameDecoderOptions } from './codec/frame-decoder.ts';
 export { decodeCommand, encodeCommand } from './codec/commands.ts';
 export type { Command, ConnectFamily } from './codec/commands.ts';
-export { decodeResponse, encodeResponse } from './codec/responses.ts';
+export { decodeResponse, encodeResponse, encodeResponseParts } from './codec/responses.ts';
 export type { MacroRequest, Response } from './codec/responses.ts';
 export { negotiate, STEPS } from './negotiation.ts';
 export type { ActionName, Negotiated, NegotiationRequest, Step } from './negotiation.ts';

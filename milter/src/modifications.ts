@@ -30,7 +30,10 @@ export const insertHeader = (index: number, name: string, value: string): Modifi
 export const changeHeader = (name: string, index: number, value: string): Modification => ({ kind: 'changeHeader', name, index, value });
 /** Deletes the index-th (1-based) header called `name`. */
 export const deleteHeader = (name: string, index: number): Modification => ({ kind: 'deleteHeader', name, index });
-/** Replaces the whole body; large sources are streamed in chunks of at most 65,535 bytes. */
+/**
+ * Replaces the whole body; large sources are streamed in chunks of at most 65,535 bytes. The source's buffers
+ * are sent as they are, not copied: a source must not change a buffer after yielding it.
+ */
 export const replaceBody = (body: BodySource): Modification => ({ kind: 'replaceBody', body });
 /** Adds an envelope recipient, optionally with ESMTP arguments. */
 export const addRecipient = (recipient: string, args?: string): Modification =>

@@ -13,7 +13,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { formatMilterAddress, parseMilterAddress, type MilterAddress } from './address.ts';
 import { decodeCommand, type Command } from './codec/commands.ts';
 import { FrameDecoder } from './codec/frame-decoder.ts';
-import { encodeResponse, type Response } from './codec/responses.ts';
+import { encodeResponse, encodeResponseParts, type Response } from './codec/responses.ts';
 import { MilterProtocolError, MilterUsageError } from './errors.ts';
 import { silentLogger, withContext, type MilterLogger } from './logger.ts';
 import type { MilterDefinition } from './milter.ts';
@@ -302,22 +302,30 @@ class Connection {
     let batch: Buffer[] = [];
     let batchBytes = 0;
     for (let result = first; !result.done; result = await next) {
-      const frame = encodeResponse(result.value);
-      batch.push(frame);
-      batchBytes += frame.length;
+      for (const part of encodeResponseParts(result.value)) {
+        batch.push(part);
+        batchBytes += part.length;
+      }
       if (batchBytes >= limit) {
-        await this.write(Buffer.concat(batch, batchBytes));
+        await this.write(batch);
         batch = [];
         batchBytes = 0;
       }
       next = replies.next();
     }
-    if (batchBytes > 0) await this.write(batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch, batchBytes));
+    if (batchBytes > 0) await this.write(batch);
   }
 
-  private write(data: Buffer): Promise<void> {
+  /**
+   * Writes the buffers as one write: corked, they leave in a single gathering system call (no copy into one
+   * buffer, and over TCP no segment boundary where Nagle's algorithm or a delayed ACK could hold the rest).
+   */
+  private write(parts: readonly Buffer[]): Promise<void> {
     if (this.closing || this.socket.destroyed) return Promise.resolve();
-    if (this.socket.write(data)) return Promise.resolve();
+    this.socket.cork();
+    for (const part of parts) this.socket.write(part);
+    this.socket.uncork();
+    if (!this.socket.writableNeedDrain) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
         this.socket.off('drain', done);
