@@ -28,8 +28,14 @@ export class BodySpool {
   private bytes = 0;
   private file: { dir: string; path: string; handle: FileHandle } | undefined;
   /** Bytes for the spill file not yet written: a copy, so the caller may reuse its buffer at once. */
-  private pending = Buffer.allocUnsafe(0);
+  private pending: Buffer = Buffer.allocUnsafe(0);
   private pendingBytes = 0;
+  /**
+   * The one write under way, if any, and its buffer, filled again once it is done: the next megabyte is
+   * gathered while the last one goes to the file, so the writer never waits for the disk at every step.
+   */
+  private inFlight: Promise<void> | undefined;
+  private spare: Buffer | undefined;
   private disposed = false;
 
   constructor(private readonly options: BodySpoolOptions) {}
@@ -60,7 +66,7 @@ export class BodySpool {
       const copied = chunk.copy(this.pending, this.pendingBytes, offset);
       this.pendingBytes += copied;
       offset += copied;
-      if (this.pendingBytes === this.pending.length) await this.flush();
+      if (this.pendingBytes === this.pending.length) await this.startWrite();
     }
   }
 
@@ -91,8 +97,11 @@ export class BodySpool {
     this.memory = [];
     this.pending = Buffer.allocUnsafe(0);
     this.pendingBytes = 0;
+    this.spare = undefined;
     const file = this.file;
     this.file = undefined;
+    await this.inFlight?.catch(() => undefined);
+    this.inFlight = undefined;
     if (file !== undefined) {
       await file.handle.close().catch(() => undefined);
       await rm(file.dir, { recursive: true, force: true });
@@ -111,10 +120,24 @@ export class BodySpool {
 
   /** Writes the bytes still buffered to the spill file, so a failure to write shows now; {@link chunks} does it too. */
   async flush(): Promise<void> {
+    await this.startWrite();
+    const inFlight = this.inFlight;
+    this.inFlight = undefined;
+    await inFlight;
+  }
+
+  /** Starts writing the buffered bytes once the previous write is done (a failure of that one is thrown here). */
+  private async startWrite(): Promise<void> {
     if (this.pendingBytes === 0 || this.file === undefined) return;
-    const data = this.pending.subarray(0, this.pendingBytes);
+    await this.inFlight;
+    const full = this.pending;
+    const data = full.subarray(0, this.pendingBytes);
+    this.pending = this.spare ?? Buffer.allocUnsafe(SPOOL_IO_BYTES);
+    this.spare = full;
     this.pendingBytes = 0;
-    await writeAll(this.file.handle, data);
+    this.inFlight = writeAll(this.file.handle, data);
+    // Its failure is thrown by the next write or flush; until then it is not an unhandled rejection.
+    this.inFlight.catch(() => undefined);
   }
 }
 

@@ -51,6 +51,8 @@ export const SERVER_DEFAULTS = {
 } as const;
 
 const PROGRESS_FRAME = encodeResponse({ kind: 'progress' });
+/** Reply batches from this size on are written as a gathering write rather than copied into one buffer. */
+const GATHER_MIN_BYTES = 64 * 1024;
 
 /** Serves one filter definition on one socket. Events: 'connection' (id), 'connectionClosed' (id, reason). */
 export class MilterServer extends EventEmitter {
@@ -317,14 +319,20 @@ class Connection {
   }
 
   /**
-   * Writes the buffers as one write: corked, they leave in a single gathering system call (no copy into one
-   * buffer, and over TCP no segment boundary where Nagle's algorithm or a delayed ACK could hold the rest).
+   * Writes the buffers as one write, so that over TCP no segment boundary lets Nagle's algorithm or a delayed
+   * ACK hold the rest. Small batches (the usual replies) are joined into one buffer, the cheapest write there
+   * is; large ones (body chunks) leave corked, in one gathering system call, without being copied.
    */
   private write(parts: readonly Buffer[]): Promise<void> {
     if (this.closing || this.socket.destroyed) return Promise.resolve();
-    this.socket.cork();
-    for (const part of parts) this.socket.write(part);
-    this.socket.uncork();
+    const bytes = parts.reduce((sum, part) => sum + part.length, 0);
+    if (parts.length === 1 || bytes < GATHER_MIN_BYTES) {
+      this.socket.write(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, bytes));
+    } else {
+      this.socket.cork();
+      for (const part of parts) this.socket.write(part);
+      this.socket.uncork();
+    }
     if (!this.socket.writableNeedDrain) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
