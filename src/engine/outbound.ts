@@ -199,8 +199,8 @@ async function probeInlinePgp(headers: readonly HeaderField[], body: AsyncGenera
 }
 
 /**
- * Bodies up to this size are encrypted from one buffer: openpgp.js's stream plumbing costs about
- * 10 ms per message, which dominates for ordinary mail. Larger bodies stream, so memory stays flat.
+ * Bodies up to this size are encrypted from one buffer, in one pass with the fewest calls; larger bodies
+ * stream in the chunks they arrive in, so memory stays flat whatever the size.
  */
 const STREAMING_THRESHOLD = 1024 * 1024;
 
