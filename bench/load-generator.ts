@@ -91,11 +91,17 @@ class Session {
     private readonly replyTimeout: number,
   ) {}
 
-  /** Sends one message; resolves with its end-of-message reply. */
-  async send(transaction: Transaction): Promise<EndOfMessageReply> {
+  /**
+   * Sends one message; resolves with its end-of-message reply and when the MTA began it (MAIL). Opening the
+   * connection (and its SMTP session) before, and closing it after every few messages, are not part of the
+   * message's time: the added latency is MAIL to the final reply, as an MTA's transaction sees it.
+   */
+  async send(transaction: Transaction): Promise<{ reply: EndOfMessageReply; began: number; ended: number }> {
     const client = await this.open(transaction);
+    const began = performance.now();
     try {
-      return await sendTransaction(client, transaction);
+      const reply = await sendTransaction(client, transaction);
+      return { reply, began, ended: performance.now() };
     } finally {
       this.sent++;
       if (this.sent >= this.perConnection) await this.close();
@@ -191,18 +197,20 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const one = async (session: Session, scheduled: number): Promise<void> => {
     const index = next++;
     const message = options.message(index);
-    const start = performance.now();
+    let start = performance.now();
+    let end: number;
     let error: string | undefined;
     let verdict = 'none';
     try {
-      const reply = await session.send(message.transaction);
-      verdict = reply.verdict.kind;
-      error = options.check?.(reply);
+      const sent = await session.send(message.transaction);
+      ({ began: start, ended: end } = sent);
+      verdict = sent.reply.verdict.kind;
+      error = options.check?.(sent.reply);
     } catch (failure) {
+      end = performance.now();
       error = (failure as Error).message;
       await session.close().catch(() => undefined);
     }
-    const end = performance.now();
     if (start >= measureFrom && end <= stopAt) {
       samples.push({ start, end, bytes: message.raw.length, lag: Math.max(0, start - scheduled), error, verdict });
     }
