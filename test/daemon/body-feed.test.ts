@@ -2,17 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { BodyFeed } from '../../src/daemon/body-feed.ts';
-
-/** Whether `promise` has settled once every queued microtask and immediate has run. */
-async function settled(promise: Promise<unknown>): Promise<boolean> {
-  let done = false;
-  void promise.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  await new Promise((resolve) => setImmediate(resolve));
-  return done;
-}
+import { settled } from '../support/settled.ts';
 
 describe('BodyFeed', () => {
   it('hands over copies of the chunks, in order, then ends', async () => {

@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PIN_FILE_NAME, PinStore, PinStoreError, writePinFileAtomically, type Pin, type PinFileWriter } from '../../src/pins/index.ts';
+import { settled } from '../support/settled.ts';
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
@@ -128,17 +129,6 @@ class GatedWriter {
   fail(): void {
     this.#gates.shift()?.fail(new PinStoreError('PIN_STORE_IO', 'cannot write: EIO'));
   }
-}
-
-/** Whether `promise` has settled, after letting every pending callback run. */
-async function settled(promise: Promise<unknown>): Promise<boolean> {
-  let done = false;
-  promise.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  await new Promise((resolve) => setImmediate(resolve));
-  return done;
 }
 
 describe('PinStore: coalesced writes', () => {
