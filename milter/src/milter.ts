@@ -44,6 +44,12 @@ export interface MessageState {
    * chunks already kept stay kept) so that the body is not also stored.
    */
   collectBody: boolean;
+  /**
+   * Why the body could not be kept (a full disk, a file size limit), once that happened: {@link body} is then
+   * dropped and no more chunks are kept. Such a message is answered with `onError` at end of message without
+   * calling the handler's `endOfMessage`; its `abort` is called instead, so it can clean up and say why.
+   */
+  bodyError: Error | undefined;
 }
 
 /** What a handler sees besides the event itself. */

@@ -61,7 +61,7 @@ const MACRO_ORDER = ['E', 'N', 'T', 'R', 'M', 'H', 'C'];
 const MESSAGE_MACROS = ['M', 'R', 'T', 'N', 'E', 'L', 'B'];
 
 function emptyMessage(collectBody: boolean): MessageState {
-  return { sender: undefined, senderParameters: [], recipients: [], headers: [], bodySize: 0, body: undefined, collectBody };
+  return { sender: undefined, senderParameters: [], recipients: [], headers: [], bodySize: 0, body: undefined, collectBody, bodyError: undefined };
 }
 
 /**
@@ -377,7 +377,23 @@ export class MilterSession {
       maxMemory: this.options.maxBufferedBody ?? 1024 * 1024,
       ...(this.options.spoolDirectory === undefined ? {} : { directory: this.options.spoolDirectory }),
     });
-    await this.message.body.write(chunk);
+    await this.keepingBody((spool) => spool.write(chunk));
+  }
+
+  /** Runs a write to the body store; if it fails, the message cannot be read whole any more (see bodyError). */
+  private async keepingBody(write: (spool: BodySpool) => Promise<void>): Promise<void> {
+    const spool = this.message.body;
+    if (spool === undefined) return;
+    try {
+      await write(spool);
+    } catch (error) {
+      // Keep nothing more of it, and answer it with onError at its end.
+      this.message.body = undefined;
+      this.message.collectBody = false;
+      this.message.bodyError = error instanceof Error ? error : new Error(String(error));
+      await spool.dispose().catch(() => undefined);
+      this.context().log.error('cannot store the message body', { error: this.message.bodyError.message, verdict: describeVerdict(this.definition.onError) });
+    }
   }
 
   private async *endOfMessage(lastChunk: Buffer): AsyncGenerator<Response> {
@@ -389,6 +405,13 @@ export class MilterSession {
           yield this.verdictResponse(verdict);
           return;
         }
+      }
+      // Whatever the store still buffers goes to its file now, so a write that fails shows before the handler runs.
+      await this.keepingBody((spool) => spool.flush());
+      if (this.message.bodyError !== undefined) {
+        await this.abortHandler();
+        yield this.verdictResponse(this.definition.onError);
+        return;
       }
       let result: EndOfMessageResult;
       try {
@@ -428,14 +451,18 @@ export class MilterSession {
   }
 
   private async abortMessage(): Promise<void> {
-    if (this.handler?.abort !== undefined && this.rank > BETWEEN_MESSAGES) {
-      try {
-        await this.handler.abort(this.context());
-      } catch (error) {
-        this.handlerFailed('mail', error);
-      }
-    }
+    if (this.rank > BETWEEN_MESSAGES) await this.abortHandler();
     await this.resetMessage(Math.min(this.rank, BETWEEN_MESSAGES));
+  }
+
+  /** Tells the handler the message ends without its end of message. */
+  private async abortHandler(): Promise<void> {
+    if (this.handler?.abort === undefined) return;
+    try {
+      await this.handler.abort(this.context());
+    } catch (error) {
+      this.handlerFailed('mail', error);
+    }
   }
 
   private async resetMessage(rank = BETWEEN_MESSAGES): Promise<void> {

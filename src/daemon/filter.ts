@@ -198,10 +198,18 @@ class MuseHandler implements MilterHandler {
     const state = this.state;
     if (state !== undefined) {
       const refusal = state.refused.find((r) => r.decision.temporary) ?? state.refused[0];
+      // The library ends a message whose body it could not store (a full disk) with the definition's onError,
+      // a tempfail: the MTA keeps the message and tries again.
+      const lost = ctx.message.bodyError;
       this.summary(ctx, state, {
         result: { verdict: CONTINUE },
-        action: refusal === undefined ? 'abandoned' : refusal.decision.temporary ? 'tempfail' : 'reject',
-        reason: refusal === undefined ? 'the message ended before its data' : `refused at RCPT: ${state.refused.map((r) => `${r.domain}: ${r.decision.reason}`).join('; ')}`,
+        action: lost !== undefined ? 'tempfail' : refusal === undefined ? 'abandoned' : refusal.decision.temporary ? 'tempfail' : 'reject',
+        reason:
+          lost !== undefined
+            ? `cannot store the message body: ${lost.message}`
+            : refusal === undefined
+              ? 'the message ended before its data'
+              : `refused at RCPT: ${state.refused.map((r) => `${r.domain}: ${r.decision.reason}`).join('; ')}`,
         keys: [],
         dnssec: undefined,
       }, [...ctx.message.recipients.map((r) => recipientDomain(r, state.runtime.config.site.domain)), ...state.refused.map((r) => r.domain)]);

@@ -2,7 +2,7 @@
  * Outbound mail encrypted while its body arrives: a message whose every recipient gets the one encrypted version,
  * with every key answer in at the end of its headers, is encrypted from there on, fed chunk by chunk, so its body is
  * never stored; other messages are stored and handled at end of message. A message that ends early (ABORT, QUIT)
- * leaves nothing behind. Observed from outside: what the daemon creates in its spool directory (inotify), what the
+ * leaves nothing behind, and so does one whose body the disk cannot take (it is tempfailed). Observed from outside: what the daemon creates in its spool directory (inotify), what the
  * receiving site opens, the summary lines. Ports: ephemeral only (milter and DNS on 127.0.0.1:0).
  */
 import { after, before, describe, it } from 'node:test';
@@ -11,6 +11,7 @@ import { watch } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MAX_BODY_CHUNK, type DeliveredMessage, type MilterClient } from '../../milter/src/index.ts';
+import { withFileSizeLimit } from '../support/file-size-limit.ts';
 import { waitFor } from '../support/processes.ts';
 import { MuseZone } from './support/muse-zone.ts';
 import { LOCAL_CLIENT, makeSite, openSession, REMOTE_CLIENT, sendOne, startMuse, transact, type Outcome, type RunningMuse, type TestMessage, type TestSite } from './support/harness.ts';
@@ -140,6 +141,16 @@ describe('encryption while the body arrives', () => {
     assert.equal(created.length, 1);
     assert.match(created[0] as string, /^milter-body-/);
     assert.equal(outcome?.eom?.verdict.kind, 'continue');
+    assert.deepEqual(await emptySpool(), []);
+  });
+
+  it('a body the disk cannot take (file size limit: EFBIG) is tempfailed, said so in the summary line, and nothing is left', async () => {
+    const message: TestMessage = { sender: '<carol@a.test>', recipients: ['<alice@site.test>'], headers: HEADERS, body: BODY, macros: { i: 'Q-FULL' } };
+    const outcome = await withFileSizeLimit(1024 * 1024 + 65536, () => sendOne(daemon.address, message, REMOTE_CLIENT));
+    assert.deepEqual(outcome.eom, { modifications: [], verdict: { kind: 'tempfail' }, progress: 0 });
+    const summary = daemon.summaries().find((l) => l.queueId === 'Q-FULL');
+    assert.equal(summary?.action, 'tempfail');
+    assert.match(String(summary?.reason), /^cannot store the message body: EFBIG/);
     assert.deepEqual(await emptySpool(), []);
   });
 

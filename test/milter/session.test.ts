@@ -48,6 +48,7 @@ import {
   type Transaction,
   type Verdict,
 } from '../../milter/src/index.ts';
+import { withFileSizeLimit } from '../support/file-size-limit.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Commands and helpers
@@ -760,6 +761,40 @@ describe('collectBody', () => {
       }),
     });
   }
+
+  test('a body that cannot be stored (file size limit: EFBIG) ends with onError, abort instead of endOfMessage, nothing left', async (t) => {
+    const dir = await spoolDirectory(t);
+    const events: string[] = [];
+    const errors: LogFields[] = [];
+    const logger: MilterLogger = { debug() {}, info() {}, warn() {}, error: (message, fields) => void errors.push({ message, ...fields }) };
+    const definition = defineMilter({
+      name: 'lost',
+      collectBody: true,
+      onError: reply(451, '4.3.0', 'Cannot store the message'),
+      createHandler: () => ({
+        endOfMessage: () => {
+          events.push('endOfMessage');
+          return { verdict: CONTINUE };
+        },
+        abort: (ctx) => void events.push(`abort: ${ctx.message.bodyError?.message.split(':')[0] ?? 'no error'}, body ${ctx.message.body === undefined ? 'dropped' : 'kept'}, ${ctx.message.bodySize} bytes`),
+      }),
+    });
+    const session = openSession(t, definition, { maxBufferedBody: 1000, spoolDirectory: dir, logger });
+    const chunk = randomBytes(60_000);
+    const answered = await withFileSizeLimit(100_000, async () => {
+      await converse(session, [OPTNEG, MAIL, rcpt('<b@b.test>'), body(chunk), body(chunk), body(chunk)]);
+      return replies(session, { kind: 'eom', chunk: Buffer.from('end') });
+    });
+    assert.deepEqual(answered, [{ kind: 'replyCode', reply: '451 4.3.0 Cannot store the message' }]);
+    assert.deepEqual(events, ['abort: EFBIG, body dropped, 180003 bytes']);
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0]?.message, 'cannot store the message body');
+    assert.match(String(errors[0]?.error), /^EFBIG/);
+    assert.deepEqual(await readdir(dir), []);
+    // The next message on the same connection is stored and handled as usual.
+    await converse(session, [MAIL, rcpt('<b@b.test>'), body('small'), EOM]);
+    assert.deepEqual(events.slice(1), ['endOfMessage']);
+  });
 
   test('above maxBufferedBody the body spills to disk with identical bytes, and the file is deleted after the message', async (t) => {
     const dir = await spoolDirectory(t);
