@@ -14,8 +14,9 @@ function findTests(dir) {
   return out;
 }
 
-const only = process.argv.slice(2);
-const files = only.length > 0 ? only : findTests('test');
+// Arguments may name test files or folders of them; none means every test under test/.
+const only = process.argv.slice(2).flatMap((path) => (statSync(path).isDirectory() ? findTests(path) : [path]));
+const files = process.argv.length > 2 ? only : findTests('test');
 const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...files], {
   stdio: 'inherit',
 });
