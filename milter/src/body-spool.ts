@@ -36,6 +36,10 @@ export class BodySpool {
    */
   private inFlight: Promise<void> | undefined;
   private spare: Buffer | undefined;
+  /** The first write to the file that failed: every later write, flush and read fails with it. */
+  private failure: Error | undefined;
+  /** Writes and flushes run one after another, whoever calls them and however they overlap. */
+  private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
   constructor(private readonly options: BodySpoolOptions) {}
@@ -51,8 +55,13 @@ export class BodySpool {
   }
 
   /** Appends bytes. The chunk is copied: the caller's buffer may be reused after this resolves. */
-  async write(chunk: Buffer): Promise<void> {
+  write(chunk: Buffer): Promise<void> {
+    return this.serially(() => this.append(chunk));
+  }
+
+  private async append(chunk: Buffer): Promise<void> {
     if (this.disposed) throw new Error('body spool already disposed');
+    if (this.failure !== undefined) throw this.failure;
     if (chunk.length === 0) return;
     this.bytes += chunk.length;
     if (this.file === undefined && this.bytes <= this.options.maxMemory) {
@@ -100,7 +109,7 @@ export class BodySpool {
     this.spare = undefined;
     const file = this.file;
     this.file = undefined;
-    await this.inFlight?.catch(() => undefined);
+    await this.inFlight;
     this.inFlight = undefined;
     if (file !== undefined) {
       await file.handle.close().catch(() => undefined);
@@ -119,25 +128,35 @@ export class BodySpool {
   }
 
   /** Writes the bytes still buffered to the spill file, so a failure to write shows now; {@link chunks} does it too. */
-  async flush(): Promise<void> {
-    await this.startWrite();
-    const inFlight = this.inFlight;
-    this.inFlight = undefined;
-    await inFlight;
+  flush(): Promise<void> {
+    return this.serially(async () => {
+      await this.startWrite();
+      await this.inFlight;
+      if (this.failure !== undefined) throw this.failure;
+    });
+  }
+
+  /** Runs `step` after every write and flush asked for before it. */
+  private serially(step: () => Promise<void>): Promise<void> {
+    const run = this.queue.then(step);
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   /** Starts writing the buffered bytes once the previous write is done (a failure of that one is thrown here). */
   private async startWrite(): Promise<void> {
-    if (this.pendingBytes === 0 || this.file === undefined) return;
     await this.inFlight;
+    if (this.failure !== undefined) throw this.failure;
+    if (this.pendingBytes === 0 || this.file === undefined || this.disposed) return;
     const full = this.pending;
     const data = full.subarray(0, this.pendingBytes);
+    // The buffer of the write just finished is free again: the next bytes go there.
     this.pending = this.spare ?? Buffer.allocUnsafe(SPOOL_IO_BYTES);
     this.spare = full;
     this.pendingBytes = 0;
-    this.inFlight = writeAll(this.file.handle, data);
-    // Its failure is thrown by the next write or flush; until then it is not an unhandled rejection.
-    this.inFlight.catch(() => undefined);
+    this.inFlight = writeAll(this.file.handle, data).catch((error: unknown) => {
+      this.failure ??= error instanceof Error ? error : new Error(String(error));
+    });
   }
 }
 

@@ -42,6 +42,15 @@ export class BodyFeed implements AsyncIterable<Buffer> {
     }
   }
 
+  /**
+   * The reader is done, having read all, part or none of the body (it failed, or found it needed none): what is
+   * waiting is dropped, a waiting push returns, and later chunks are dropped.
+   */
+  readerDone(): void {
+    this.#readerGone = true;
+    this.#drop();
+  }
+
   /** The body is complete: the reader gets what is left, then the end. */
   end(): void {
     this.#ended = true;
@@ -74,8 +83,7 @@ export class BodyFeed implements AsyncIterable<Buffer> {
         });
       }
     } finally {
-      this.#readerGone = true;
-      this.#drop();
+      this.readerDone();
     }
   }
 

@@ -137,8 +137,12 @@ class MuseHandler implements MilterHandler {
     const feed = new BodyFeed();
     const message = this.outboundMessage(ctx, state, () => feed);
     const original = protectOriginal(runtime, message, outbound);
-    // Observed at once: a message aborted before its end must not leave a rejection unhandled.
-    original.catch(() => undefined);
+    // Once the engine is done, whether it read the body or not (mail already encrypted, a failure), the rest of
+    // the body is dropped rather than waited for. Observed at once, so an abort leaves no rejection unhandled.
+    original.then(
+      () => feed.readerDone(),
+      () => feed.readerDone(),
+    );
     state.early = { feed, start: { outbound, original } };
     ctx.message.collectBody = false;
     return CONTINUE;
@@ -152,6 +156,8 @@ class MuseHandler implements MilterHandler {
   async endOfMessage(ctx: MilterContext): Promise<EndOfMessageResult> {
     const state = this.state;
     if (state === undefined) return { verdict: CONTINUE };
+    // From here on the message is this step's alone: a connection lost meanwhile (close) must not summarise it too.
+    this.state = undefined;
     const early = state.early;
     early?.feed.end();
     const { runtime } = state;
@@ -189,7 +195,7 @@ class MuseHandler implements MilterHandler {
     const keeps = outcome.result.verdict.kind === 'continue' || outcome.result.verdict.kind === 'accept';
     const result: EndOfMessageResult = keeps && strip.length > 0 ? { ...outcome.result, modifications: [...strip, ...(outcome.result.modifications ?? [])] } : outcome.result;
     this.summary(ctx, state, outcome, recipients.map((r) => recipientDomain(r, runtime.config.site.domain)));
-    this.finish();
+    this.finish(state);
     return result;
   }
 
@@ -208,7 +214,9 @@ class MuseHandler implements MilterHandler {
           lost !== undefined
             ? `cannot store the message body: ${lost.message}`
             : refusal === undefined
-              ? 'the message ended before its data'
+              ? ctx.message.headers.length > 0 || ctx.message.bodySize > 0
+                ? 'the message ended before its end of message'
+                : 'the message ended before its data'
               : `refused at RCPT: ${state.refused.map((r) => `${r.domain}: ${r.decision.reason}`).join('; ')}`,
         keys: [],
         dnssec: undefined,
@@ -264,17 +272,18 @@ class MuseHandler implements MilterHandler {
     };
   }
 
-  private finish(): void {
-    if (this.state === undefined) return;
-    const early = this.state.early;
+  /** Ends the message's state (the open one by default): stops what it started, and counts it out. */
+  private finish(state = this.state): void {
+    if (state === undefined) return;
+    if (this.state === state) this.state = undefined;
+    const early = state.early;
     if (early !== undefined) {
       // The message ended some other way than through its end of message (abort, oversize, lost connection):
       // stop the encryption and remove what it wrote.
       early.feed.fail(new Error('the message ended before its end of message'));
       void early.start.original.then((result) => (result?.kind === 'protected' ? result.body.dispose() : undefined)).catch(() => undefined);
     }
-    this.state.runtime.metrics?.messagesInFlight.dec();
-    this.state = undefined;
+    state.runtime.metrics?.messagesInFlight.dec();
   }
 }
 
@@ -284,10 +293,12 @@ export function museMilter(current: () => Runtime): MilterDefinition {
     name: 'muse-milter',
     actions: ['addHeaders', 'changeHeaders', 'changeBody', 'deleteRecipients'],
     observe: ['connect', 'header'],
-    // Nothing is decided on these steps, so the MTA need not wait for an answer to CONNECT, MAIL, each header,
-    // the end of the headers and each body chunk: a round trip per recipient and one at the end instead of a
-    // dozen or more. (The MTA still cannot outrun the filter: the socket is read as fast as steps finish.)
-    noReply: ['connect', 'mail', 'header', 'eoh', 'body'],
+    // Nothing is decided on these steps, so the MTA need not wait for an answer to CONNECT, each header, the end
+    // of the headers and each body chunk: a round trip at MAIL, per recipient and at the end instead of a dozen or
+    // more. (The MTA still cannot outrun the filter: the socket is read as fast as steps finish.) MAIL keeps its
+    // reply: a failure there must end the whole message, and without a reply it would only refuse the first RCPT.
+    // A failure at the end of the headers is answered at end of message, which ends the message as it should.
+    noReply: ['connect', 'header', 'eoh', 'body'],
     collectBody: true,
     macros: {
       Connect: ['j', '{daemon_name}', '{client_addr}'],

@@ -19,8 +19,9 @@ const RESERVED = new Set(['time', 'level', 'message']);
 /** `{"time":"…","level":"info","message":"…",…fields}`. */
 export function jsonLine(parts: LineParts): string {
   if (Object.keys(parts.fields).some((name) => RESERVED.has(name))) return JSON.stringify(renamedLine(parts));
-  // The fields are serialised as they are and joined to the line's own keys: one line per message comes
-  // through here, and copying them into a fresh object first made it several times slower. Same text.
+  // The fields (a plain object from the redaction guard) are serialised as they are and joined to the line's own
+  // keys: one line per message comes through here, and copying them into a fresh object first made it several
+  // times slower. The line's own keys always come first, even before field names that look like numbers.
   let head = '{';
   if (parts.time !== undefined) head += `"time":${JSON.stringify(parts.time.toISOString())},`;
   if (parts.level !== undefined) head += `"level":${JSON.stringify(parts.level)},`;

@@ -68,6 +68,16 @@ describe('BodyFeed', () => {
     assert.equal(await settled(feed.push(Buffer.alloc(100))), true, 'nothing is kept for a reader that is gone');
   });
 
+  it('readerDone without ever reading: a waiting push returns, and nothing more is kept', async () => {
+    const feed = new BodyFeed(4);
+    await feed.push(Buffer.from('abcd'));
+    const blocked = feed.push(Buffer.from('efgh'));
+    assert.equal(await settled(blocked), false);
+    feed.readerDone();
+    assert.equal(await settled(blocked), true);
+    assert.equal(await settled(feed.push(Buffer.alloc(100))), true);
+  });
+
   it('can be read only once', async () => {
     const feed = new BodyFeed();
     feed.end();

@@ -110,6 +110,19 @@ describe('encryption while the body arrives', () => {
     assert.deepEqual(daemon.summaries().filter((l) => l.queueId === 'Q-EARLY').map((l) => l.action), ['encrypted']);
   });
 
+  it('mail the author already encrypted (PGP/MIME, over 1 MiB) passes unchanged: the body is read to its end, not waited on', async () => {
+    const headers = [
+      ...HEADERS.filter((h) => h.name !== 'Content-Type'),
+      { name: 'Content-Type', value: ' multipart/encrypted; protocol="application/pgp-encrypted"; boundary="b1"' },
+    ];
+    const message: TestMessage = { sender: '<alice@site.test>', recipients: ['<bob@b.test>'], headers, body: BODY, macros: { i: 'Q-ALREADY' } };
+    const outcome = await sendOne(daemon.address, message);
+    assert.deepEqual(outcome.eom, { modifications: [], verdict: { kind: 'continue' }, progress: 0 });
+    const summary = daemon.summaries().find((l) => l.queueId === 'Q-ALREADY');
+    assert.equal(summary?.action, 'unchanged');
+    assert.equal(summary?.reason, 'already encrypted (pgp-mime)');
+  });
+
   it('a message whose key lookup is still under way at the end of its headers is stored, then encrypted at its end', async () => {
     zone.misbehave('slow.test', 'stall');
     const message: TestMessage = { sender: '<alice@site.test>', recipients: ['<sam@slow.test>'], headers: HEADERS, body: BODY, macros: { i: 'Q-SLOW' } };

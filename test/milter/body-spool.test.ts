@@ -5,6 +5,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BodySpool } from '../../milter/src/index.ts';
+import { withFileSizeLimit } from '../support/file-size-limit.ts';
 
 /** Deterministic, position-dependent bytes, so a chunk out of place or written twice shows. */
 function pattern(size: number): Buffer {
@@ -58,4 +59,35 @@ test('bodies within maxMemory stay in memory and are never written to a file', a
   assert.equal((await spool.toBuffer()).toString(), 'a'.repeat(500) + 'c'.repeat(500));
   await spool.dispose();
   await assert.rejects(spool.write(Buffer.from('x')), /already disposed/);
+});
+
+test('overlapping readers and flushes see the whole body, and a failed write fails every later flush (EFBIG)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'spool-test-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const body = pattern(3 * MiB + 777);
+  const spool = new BodySpool({ maxMemory: 1024, directory: dir });
+  // Writes not awaited one by one: they are queued in order all the same.
+  await Promise.all(Array.from({ length: Math.ceil(body.length / 65536) }, (_, k) => spool.write(body.subarray(k * 65536, (k + 1) * 65536))));
+  const read = async (): Promise<Buffer> => {
+    const parts: Buffer[] = [];
+    for await (const chunk of spool.chunks()) parts.push(chunk);
+    return Buffer.concat(parts);
+  };
+  const [a, b] = await Promise.all([read(), read(), spool.flush(), spool.flush()]);
+  assert.ok(a?.equals(body) && b?.equals(body), 'both readers got the whole body');
+  await spool.dispose();
+
+  const limited = new BodySpool({ maxMemory: 1024, directory: dir });
+  const failure = await withFileSizeLimit(MiB + 100, async () => {
+    for (let k = 0; k < 40; k++) await limited.write(body.subarray(k * 65536, (k + 1) * 65536));
+    return limited.flush().then(
+      () => undefined,
+      (error: NodeJS.ErrnoException) => error.code,
+    );
+  }).catch((error: NodeJS.ErrnoException) => error.code);
+  assert.equal(failure, 'EFBIG');
+  await assert.rejects(limited.flush(), { code: 'EFBIG' });
+  await assert.rejects(limited.write(Buffer.from('more')), { code: 'EFBIG' });
+  await limited.dispose();
+  assert.deepEqual(await readdir(dir), []);
 });
