@@ -49,6 +49,7 @@ before(async () => {
   [ours, bob] = await Promise.all([makeSite('site.test'), makeSite('b.test')]);
   zone.publish('b.test', [bob.bytes]);
   zone.publish('slow.test', [bob.bytes]);
+  zone.publish('lost.test', [bob.bytes]);
   daemon = await startMuse({ site: ours, dnsServer: zone.address, settings: { site: { localDomains: ['site.test'] } } });
 });
 after(async () => {
@@ -165,6 +166,34 @@ describe('encryption while the body arrives', () => {
     assert.equal(summary?.action, 'tempfail');
     assert.match(String(summary?.reason), /^cannot store the message body: EFBIG/);
     assert.deepEqual(await emptySpool(), []);
+  });
+
+  it('a connection lost while end of message is under way: the message is summarised once, by end of message', async () => {
+    zone.misbehave('lost.test', 'stall');
+    const message: TestMessage = { sender: '<alice@site.test>', recipients: ['<sam@lost.test>'], headers: HEADERS, body: Buffer.from('Hello Sam,\r\n'), macros: { i: 'Q-LOST' } };
+    const mta = await openSession(daemon.address, LOCAL_CLIENT, message.macros);
+    try {
+      await upToEndOfMessage(mta, message);
+      // End of message waits for the stalled lookup; the MTA gives up on it and goes away meanwhile.
+      const eom = mta.endOfMessage(message.macros ?? {}).catch(() => undefined);
+      await waitFor(() => (zone.queriesFor('lost.test') > 0 ? true : undefined), { timeoutMs: 5000, what: 'the lookup under way' });
+      await mta.close();
+      await eom;
+    } finally {
+      zone.release();
+      zone.misbehave('lost.test', undefined);
+    }
+    const lines = await waitFor(
+      () => {
+        const found = daemon.summaries().filter((l) => l.queueId === 'Q-LOST');
+        return found.length > 0 ? found : undefined;
+      },
+      { timeoutMs: 10_000, what: 'the summary of the message' },
+    );
+    // Give a second line time to appear, were there one.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.deepEqual(daemon.summaries().filter((l) => l.queueId === 'Q-LOST').map((l) => l.action), [lines[0]?.action]);
+    assert.equal(lines[0]?.action, 'encrypted');
   });
 
   it('a message aborted or quit in the middle of its body leaves nothing behind, and the next message is encrypted', async () => {
