@@ -13,7 +13,7 @@
  */
 import { MAX_BODY_CHUNK, MilterClient, type EndOfMessageReply, type Transaction } from '../milter/src/index.ts';
 import type { BenchMessage } from './messages.ts';
-import { percentile, round } from './stats.ts';
+import { percentile, round, type RunCounts } from './stats.ts';
 
 /** Judges one end-of-message reply: undefined when it is what the milter should answer, else why not. */
 export type ReplyCheck = (reply: EndOfMessageReply) => string | undefined;
@@ -50,19 +50,8 @@ export interface LatencySummary {
   readonly mean: number;
 }
 
-/** What a load run measured. */
-export interface LoadResult {
-  /** Messages measured (after the warm-up) that got an acceptable reply. */
-  readonly messages: number;
-  /** Messages measured whose reply the check refused, or whose connection failed. */
-  readonly errors: number;
-  /** Up to five distinct error texts. */
-  readonly errorSamples: readonly string[];
-  /** Measurement window, milliseconds. */
-  readonly elapsedMs: number;
-  readonly messagesPerSecond: number;
-  /** Message bytes (as sent) per second. */
-  readonly bytesPerSecond: number;
+/** What a load run measured (errors: replies the check refused, or connections that failed). */
+export interface LoadResult extends RunCounts {
   readonly latencyMs: LatencySummary;
   /** Paced runs: how late messages started against their schedule, p99 in milliseconds (0 otherwise). */
   readonly scheduleLagP99Ms: number;

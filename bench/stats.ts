@@ -1,4 +1,19 @@
-/** Small statistics over latency samples. */
+/** Small statistics over latency samples, and the counts every kind of run reports. */
+
+/** What any measured run counts, whatever drove it (the load generator, gpg processes). */
+export interface RunCounts {
+  /** Messages measured that got an acceptable result. */
+  readonly messages: number;
+  /** Messages measured that failed. */
+  readonly errors: number;
+  /** Up to five distinct error texts. */
+  readonly errorSamples: readonly string[];
+  /** Measurement window, milliseconds. */
+  readonly elapsedMs: number;
+  readonly messagesPerSecond: number;
+  /** Message bytes (as sent) per second. */
+  readonly bytesPerSecond: number;
+}
 
 /** The `p`-th percentile (0–100) of `sorted` (ascending), by the nearest-rank method; NaN when empty. */
 export function percentile(sorted: readonly number[], p: number): number {

@@ -10,16 +10,10 @@ import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BenchMessage } from '../messages.ts';
-import { percentile, round } from '../stats.ts';
+import { percentile, round, type RunCounts } from '../stats.ts';
 
 /** What a gpg run measured. */
-export interface GpgResult {
-  readonly messages: number;
-  readonly errors: number;
-  readonly errorSamples: readonly string[];
-  readonly elapsedMs: number;
-  readonly messagesPerSecond: number;
-  readonly bytesPerSecond: number;
+export interface GpgResult extends RunCounts {
   readonly latencyMs: { readonly p50: number; readonly p99: number };
   /** CPU of the gpg processes (not the agent), in cores. */
   readonly cpuCores: number;

@@ -309,13 +309,13 @@ class Connection {
         batchBytes += part.length;
       }
       if (batchBytes >= limit) {
-        await this.write(batch);
+        await this.write(batch, batchBytes);
         batch = [];
         batchBytes = 0;
       }
       next = replies.next();
     }
-    if (batchBytes > 0) await this.write(batch);
+    if (batchBytes > 0) await this.write(batch, batchBytes);
   }
 
   /**
@@ -323,9 +323,8 @@ class Connection {
    * ACK hold the rest. Small batches (the usual replies) are joined into one buffer, the cheapest write there
    * is; large ones (body chunks) leave corked, in one gathering system call, without being copied.
    */
-  private write(parts: readonly Buffer[]): Promise<void> {
+  private write(parts: readonly Buffer[], bytes: number): Promise<void> {
     if (this.closing || this.socket.destroyed) return Promise.resolve();
-    const bytes = parts.reduce((sum, part) => sum + part.length, 0);
     if (parts.length === 1 || bytes < GATHER_MIN_BYTES) {
       this.socket.write(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, bytes));
     } else {

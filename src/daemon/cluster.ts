@@ -20,8 +20,8 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import type { LogFields, MilterLogger } from '../../milter/src/index.ts';
-import type { Config, LogLevel } from '../config/index.ts';
+import { withContext, type LogFields, type MilterLogger } from '../../milter/src/index.ts';
+import type { Config } from '../config/index.ts';
 import { createLogger, type MuseLogger } from '../log/index.ts';
 import { clusterRegistry, startMetricsServer, type MetricsServer } from '../metrics/index.ts';
 import { openPinDirectory } from '../pins/index.ts';
@@ -61,26 +61,17 @@ export function workerNumber(): number | undefined {
 }
 
 /**
- * A logger whose every line also carries `fields` (a worker's number and pid). Debug lines, a few per message
- * from the milter library, are dropped here unless `level` is debug, so they cost no merging of fields.
+ * A logger whose every line also carries `fields` (a worker's number and pid): the milter library's context
+ * layer (which drops debug lines before merging anything when the logger does not write them), plus the daemon
+ * logger's own methods.
  */
-export function withLogFields(logger: MuseLogger, fields: LogFields, level: LogLevel): MuseLogger {
-  // Object.assign rather than spread, which is slow for this shape (see milter/src/logger.ts).
-  const add = (extra: LogFields | undefined): LogFields => Object.assign({}, fields, extra);
-  let debug = level === 'debug';
+export function withLogFields(logger: MuseLogger, fields: LogFields): MuseLogger {
+  const context = withContext(logger, fields);
   return {
-    debug: (message, extra) => {
-      if (debug) logger.debug(message, add(extra));
-    },
-    info: (message, extra) => logger.info(message, add(extra)),
-    notice: (message, extra) => logger.notice(message, add(extra)),
-    warn: (message, extra) => logger.warn(message, add(extra)),
-    error: (message, extra) => logger.error(message, add(extra)),
-    isDebugEnabled: () => debug,
-    setLevel: (next) => {
-      debug = next === 'debug';
-      logger.setLevel(next);
-    },
+    ...context,
+    notice: (message, extra) => logger.notice(message, Object.assign({}, fields, extra)),
+    isDebugEnabled: () => logger.isDebugEnabled?.() ?? true,
+    setLevel: (level) => logger.setLevel(level),
     close: () => logger.close(),
   };
 }
@@ -152,7 +143,7 @@ export interface Primary {
  * @throws Error when a worker cannot start (the others are stopped first)
  */
 export async function startPrimary(config: Config, count: number): Promise<Primary> {
-  const logger = withLogFields(createLogger(config.logging), { role: 'primary', pid: process.pid }, config.logging.level);
+  const logger = withLogFields(createLogger(config.logging), { role: 'primary', pid: process.pid });
   const live = new Map<number, Worker>();
   let stopping = false;
   let clean = true;

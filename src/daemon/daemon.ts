@@ -58,7 +58,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const worker = workerNumber();
   const baseLogger = createLogger(config.logging, options.logStream === undefined ? {} : { stream: options.logStream });
   // A worker of a multi-process daemon names itself in every line, so a message can be traced to a process.
-  const logger = worker === undefined ? baseLogger : withLogFields(baseLogger, { worker, pid: process.pid }, config.logging.level);
+  const logger = worker === undefined ? baseLogger : withLogFields(baseLogger, { worker, pid: process.pid });
   const metrics: MuseMetrics | undefined = config.metrics.enabled ? createMetrics() : undefined;
   let runtime = await buildRuntime(config, { metrics, log: logger });
   const server = await MilterServer.start(

@@ -57,6 +57,11 @@ interface MessageState {
 
 async function* noBody(): AsyncGenerator<Buffer> {}
 
+/** The re-injection marker field of a message, if it has one. */
+function markerField<T extends { name: string }>(headers: readonly T[]): T | undefined {
+  return headers.find((h) => h.name.toLowerCase() === MARKER_HEADER.toLowerCase());
+}
+
 class MuseHandler implements MilterHandler {
   private state: MessageState | undefined;
 
@@ -128,7 +133,7 @@ class MuseHandler implements MilterHandler {
     if (state === undefined || state.direction !== 'outbound') return CONTINUE;
     const { runtime } = state;
     const headers = ctx.message.headers;
-    if (headers.some((h) => h.name.toLowerCase() === MARKER_HEADER.toLowerCase())) return CONTINUE;
+    if (markerField(headers) !== undefined) return CONTINUE;
     // Only with every answer in (the usual case, from the cache): waiting here for DNS would stop reading the
     // body with no progress replies to the MTA, which only end of message can send.
     if (state.decided.size < state.lookups.size) return CONTINUE;
@@ -167,8 +172,7 @@ class MuseHandler implements MilterHandler {
     let outcome: MessageOutcome;
     const strip: ReturnType<typeof deleteHeader>[] = [];
     try {
-      const markerIndex = headers.findIndex((h) => h.name.toLowerCase() === MARKER_HEADER.toLowerCase());
-      const marker = markerIndex < 0 ? undefined : headers[markerIndex];
+      const marker = markerField(headers);
       const check = marker === undefined ? undefined : verifyMarker(runtime.markerSecret, marker.value, recipients.map(bareAddress), Math.floor(runtime.now().getTime() / 1000));
       if (check?.valid === true) {
         outcome = { result: { verdict: CONTINUE, modifications: [deleteHeader(MARKER_HEADER, 1)] }, action: 'reinjected', reason: `copy of ${check.fields.queueId}`, keys: [], dnssec: undefined };
