@@ -120,6 +120,19 @@ const policySection = z.strictObject({
   unwrapSigned: z.boolean().default(false),
 });
 
+/**
+ * Inbound verification. The authserv-id names this host in the Authentication-Results fields it writes, and is
+ * the id under which incoming forged `x-muse` results are removed (RFC 8601 §5).
+ */
+const inboundSection = z.strictObject({
+  authservId: z
+    .string()
+    .regex(/^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/, { message: 'expected a host or domain name such as mx.example.org' })
+    .transform((value) => value.toLowerCase())
+    .optional(),
+  alignment: z.enum(['strict', 'relaxed']).default('strict'),
+});
+
 const reinjectSection = z.strictObject({
   host: singleLine.min(1).default('127.0.0.1'),
   port: port.default(10029),
@@ -193,6 +206,7 @@ const configFile = z
     pins: pinsSection.prefault({}),
     direction: directionSection.prefault({}),
     policy: policySection.prefault({}),
+    inbound: inboundSection.prefault({}),
     mixedRecipients: mixedRecipientsSection.prefault({}),
     actions: actionsSection.prefault({}),
     limits: limitsSection.prefault({}),
@@ -211,12 +225,12 @@ const configFile = z
 /**
  * The configuration schema. Its last step fills the defaults that depend on other keys: `site.keyFile`
  * (`<domain>.private.asc` in {@link DEFAULT_KEY_DIRECTORY}), paths under `dataDirectory` (relative paths are
- * taken there too; the pin store sits in it directly), `site.localDomains` and `mixedRecipients.reinject.heloName`
- * (both the site domain).
+ * taken there too; the pin store sits in it directly), `site.localDomains`, `inbound.authservId` and
+ * `mixedRecipients.reinject.heloName` (all the site domain).
  */
 export const configSchema = configFile.transform((file) => {
   const underData = (path: string | undefined, fallback: string): string => resolve(file.dataDirectory, path ?? fallback);
-  const { site, milter, pins, mixedRecipients } = file;
+  const { site, milter, pins, mixedRecipients, inbound } = file;
   return {
     ...file,
     site: {
@@ -225,6 +239,7 @@ export const configSchema = configFile.transform((file) => {
       previousKeyFiles: site.previousKeyFiles.map((path) => underData(path, path)),
       localDomains: site.localDomains ?? [site.domain],
     },
+    inbound: { ...inbound, authservId: inbound.authservId ?? site.domain },
     milter: { ...milter, spoolDirectory: underData(milter.spoolDirectory, 'spool') },
     pins: { ...pins, directory: underData(pins.directory, '.') },
     mixedRecipients: {

@@ -17,7 +17,7 @@ import {
 import { messageLine } from '../log/index.ts';
 import type { Direction } from './direction.ts';
 import { failureVerdict } from './failure-actions.ts';
-import { processInbound } from './inbound-message.ts';
+import { forgedFieldsRemoval, processInbound } from './inbound-message.ts';
 import type { DomainKeys } from './key-service.ts';
 import { groupOf } from './message-plan.ts';
 import { BodyFeed } from './body-feed.ts';
@@ -36,6 +36,7 @@ import { decideRecipient, type RecipientDecision } from './recipient-policy.ts';
 import { MARKER_HEADER, verifyMarker } from './reinjection-marker.ts';
 import { bareAddress } from './reinjection.ts';
 import type { Runtime } from './runtime.ts';
+import { observed, observesOnly } from './testing-mode.ts';
 
 /** Per-message state, from MAIL to the end of the message. */
 interface MessageState {
@@ -117,7 +118,7 @@ class MuseHandler implements MilterHandler {
     // network), so a recipient refused from the cache is refused alone, at RCPT.
     await Promise.race([lookup.then(() => undefined, () => undefined), new Promise<void>((resolve) => setImmediate(resolve))]);
     const known = state.decided.get(domain);
-    if (known?.kind !== 'refuse' || runtime.config.policy.testing) return CONTINUE;
+    if (known?.kind !== 'refuse' || observesOnly(runtime)) return CONTINUE;
     state.refused.push({ domain, decision: known });
     return reply(known.reply.code, known.reply.enhanced, known.reply.text);
   }
@@ -183,7 +184,9 @@ class MuseHandler implements MilterHandler {
         if (size > runtime.config.limits.maxMessageSize) {
           const protectedRecipient = state.direction === 'outbound' && (await hasProtectedRecipient(runtime, state.lookups));
           const outcomeOf = failureVerdict('oversize', runtime.config.actions.oversize, protectedRecipient);
-          outcome = { result: { verdict: outcomeOf.verdict }, action: outcomeOf.applied === 'accept' ? 'unchanged' : outcomeOf.applied, reason: `message of ${size} bytes exceeds limits.maxMessageSize`, keys: [], dnssec: undefined };
+          const accepted = outcomeOf.applied === 'accept';
+          const modifications = accepted && state.direction === 'inbound' ? forgedFieldsRemoval(runtime, headers) : [];
+          outcome = { result: { verdict: outcomeOf.verdict, modifications }, action: accepted ? 'unchanged' : outcomeOf.applied, reason: `message of ${size} bytes exceeds limits.maxMessageSize`, keys: [], dnssec: undefined };
         } else if (state.direction === 'outbound') {
           outcome = await processOutbound(runtime, this.outboundMessage(ctx, state, body), early?.start);
           state.early = undefined;
@@ -196,8 +199,9 @@ class MuseHandler implements MilterHandler {
       outcome = { result: { verdict: outcomeOf.verdict }, action: outcomeOf.applied, reason: `internal error: ${(error as Error).message}`, keys: [], dnssec: undefined };
       ctx.log.error('message processing failed', { error: (error as Error).message, stack: (error as Error).stack });
     }
+    if (observesOnly(runtime)) outcome = observed(outcome);
     const keeps = outcome.result.verdict.kind === 'continue' || outcome.result.verdict.kind === 'accept';
-    const result: EndOfMessageResult = keeps && strip.length > 0 ? { ...outcome.result, modifications: [...strip, ...(outcome.result.modifications ?? [])] } : outcome.result;
+    const result: EndOfMessageResult = keeps && strip.length > 0 && !observesOnly(runtime) ? { ...outcome.result, modifications: [...strip, ...(outcome.result.modifications ?? [])] } : outcome.result;
     this.summary(ctx, state, outcome, recipients.map((r) => recipientDomain(r, runtime.config.site.domain)));
     this.finish(state);
     return result;
@@ -237,7 +241,7 @@ class MuseHandler implements MilterHandler {
   private checkGroup(state: MessageState, domain: string, decision: RecipientDecision): Verdict {
     const group = groupOf(decision);
     if (decision.kind === 'refuse') {
-      if (state.runtime.config.policy.testing) return CONTINUE;
+      if (observesOnly(state.runtime)) return CONTINUE;
       state.refused.push({ domain, decision });
       return reply(decision.reply.code, decision.reply.enhanced, decision.reply.text);
     }

@@ -5,7 +5,7 @@
  * encryption or signature is broken is never silently altered or dropped.
  */
 import { CONTINUE, replaceBody, type Modification } from '../../milter/src/index.ts';
-import { openInbound, type HeaderField } from '../engine/index.ts';
+import { forgedFieldDeletions, openInbound, type HeaderField } from '../engine/index.ts';
 import { failureVerdict } from './failure-actions.ts';
 import { editsToModifications } from './header-edits.ts';
 import type { MessageOutcome } from './outbound-message.ts';
@@ -19,6 +19,14 @@ export interface InboundMessage {
   signal: AbortSignal;
 }
 
+/**
+ * Removes what only a forger could have put on an inbound message (our `x-muse` results, our fields): applied to
+ * every inbound message that is let through, however it is delivered, even as received.
+ */
+export function forgedFieldsRemoval(runtime: Runtime, headers: readonly HeaderField[]): Modification[] {
+  return editsToModifications(forgedFieldDeletions(headers, runtime.config.inbound.authservId));
+}
+
 /** Processes one inbound message at end of message. */
 export async function processInbound(runtime: Runtime, message: InboundMessage): Promise<MessageOutcome> {
   const started = performance.now();
@@ -27,12 +35,15 @@ export async function processInbound(runtime: Runtime, message: InboundMessage):
     body: message.body(),
     siteKeys: runtime.decryptionKeys,
     senderKeys: (domain) => runtime.keys.senderKeys(domain),
-    authservId: runtime.config.site.domain,
+    authservId: runtime.config.inbound.authservId,
+    localDomains: runtime.config.site.localDomains,
+    alignment: runtime.config.inbound.alignment,
     unwrapSigned: runtime.config.policy.unwrapSigned,
     headerEncoding: 'latin1',
     limits: { maxMessageBytes: runtime.config.limits.maxMessageSize, maxHeaderBytes: runtime.config.limits.maxHeaderBytes },
     now: runtime.now,
   });
+  const forged = (): Modification[] => forgedFieldsRemoval(runtime, message.headers);
   if (result.kind === 'annotated' && result.verdict.result === 'temperror') {
     // The sending site's key could not be looked up. Deferring lets the MTA retry once DNS answers, and the message
     // is then opened and verified; `accept` delivers it as received (still encrypted) with the temperror result.
@@ -43,15 +54,17 @@ export async function processInbound(runtime: Runtime, message: InboundMessage):
   }
   switch (result.kind) {
     case 'unchanged':
-      return { result: { verdict: CONTINUE }, action: 'unchanged', reason: result.reason, keys: [], dnssec: undefined };
+      return { result: { verdict: CONTINUE, modifications: editsToModifications(result.headerEdits) }, action: 'unchanged', reason: result.reason, keys: [], dnssec: undefined };
     case 'limit-exceeded': {
-      // Accepting here keeps the message exactly as it came (still encrypted): nothing is lost.
+      // Accepting here keeps the message as it came (still encrypted): nothing is lost.
       const outcome = failureVerdict('oversize', runtime.config.actions.oversize, false);
-      return { result: { verdict: outcome.verdict }, action: outcome.applied === 'accept' ? 'unchanged' : outcome.applied, reason: `limit ${result.limit} (${result.max})`, keys: [], dnssec: undefined };
+      const accepted = outcome.applied === 'accept';
+      return { result: { verdict: outcome.verdict, ...(accepted ? { modifications: forged() } : {}) }, action: accepted ? 'unchanged' : outcome.applied, reason: `limit ${result.limit} (${result.max})`, keys: [], dnssec: undefined };
     }
     case 'failed': {
       const outcome = failureVerdict('cryptoError', runtime.config.actions.cryptoError, false);
-      return { result: { verdict: outcome.verdict }, action: outcome.applied === 'accept' ? 'unchanged' : outcome.applied, reason: result.error.message, keys: [], dnssec: undefined };
+      const accepted = outcome.applied === 'accept';
+      return { result: { verdict: outcome.verdict, ...(accepted ? { modifications: forged() } : {}) }, action: accepted ? 'unchanged' : outcome.applied, reason: result.error.message, keys: [], dnssec: undefined };
     }
     case 'annotated':
     case 'opened': {

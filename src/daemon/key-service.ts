@@ -7,6 +7,7 @@ import { DnsError, type DnsErrorCode } from '../dns/index.ts';
 import { KeyError, type SiteKeyFinder, type SiteKeyLookup } from '../keys/index.ts';
 import { evaluatePin, type PinEvaluation, type PinKeeper } from '../pins/index.ts';
 import { domainOutlook, type DomainOutlook } from '../policy/domain-outlook.ts';
+import type { SenderKeys } from '../engine/index.ts';
 import type { DomainFacts } from './recipient-policy.ts';
 
 /** The result of looking a domain up, with everything a message plan and a log line need. */
@@ -42,8 +43,11 @@ async function findOrKeyless(finder: SiteKeyFinder, domain: string, now: Date): 
   try {
     return await finder.findSiteKeys(domain, now);
   } catch (error) {
-    if (error instanceof KeyError && error.code === 'KEY_BAD_DOMAIN') return keylessName(domain, error.message);
-    throw error;
+    if (!(error instanceof KeyError) || error.code !== 'KEY_BAD_DOMAIN') throw error;
+    // A name with non-ASCII characters that IDNA cannot convert is a mail domain we cannot look up, not a
+    // keyless one: it is deferred like any failed lookup (never sent in clear to what might be a protected site).
+    if (/[^\x00-\x7f]/.test(domain)) return { ...keylessName(domain, error.message), status: 'temporary-failure', error: { code: 'DOMAIN_NOT_CONVERTIBLE', message: error.message } };
+    return keylessName(domain, error.message);
   }
 }
 
@@ -85,17 +89,24 @@ export class KeyService {
   }
 
   /**
-   * The keys to verify a sending site's signature with (inbound): the keys the site publishes now, or `null` when
-   * it publishes none (the engine then reports `none`).
+   * The keys to verify a sending site's signature with (inbound): the keys the site publishes now, of which, while
+   * we hold a pin for the site, only those the pin vouches for (as for encryption: docs/dns-records.md §7); the
+   * others come back as `unvouched`, so a signature by one of them fails. `null` when the site publishes no key
+   * (the engine then reports `none`). Inbound lookups never write pins: which domain is looked up is the sender's
+   * choice.
    * @throws DnsError when DNS failed: the engine then reports `temperror`, not a site without keys
    */
-  async senderKeys(domain: string): Promise<{ keys: PublicKey[]; dnssec: boolean } | null> {
-    const lookup = await findOrKeyless(this.finder, domain, this.now());
+  async senderKeys(domain: string): Promise<SenderKeys | null> {
+    const now = this.now();
+    const lookup = await findOrKeyless(this.finder, domain, now);
     if (lookup.status === 'temporary-failure') {
       const code = (lookup.error?.code ?? 'DNS_TIMEOUT') as DnsErrorCode;
       throw new DnsError(code, `key lookup for ${lookup.domain} failed: ${lookup.error?.message ?? 'no answer'}`);
     }
     if (lookup.status !== 'found') return null;
-    return { keys: lookup.keys.map((k) => k.key as PublicKey), dnssec: lookup.dnssec };
+    const vouched = new Set(this.pins === undefined ? lookup.keys.map((k) => k.fingerprint) : evaluatePin(this.pins.get(lookup.domain), lookup, now).encryptTo);
+    const keys = lookup.keys.filter((k) => vouched.has(k.fingerprint)).map((k) => k.key as PublicKey);
+    const unvouched = lookup.keys.filter((k) => !vouched.has(k.fingerprint)).map((k) => k.key as PublicKey);
+    return { keys, unvouched, dnssec: lookup.dnssec };
   }
 }

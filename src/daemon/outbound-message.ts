@@ -8,6 +8,7 @@
 import type { PublicKey } from 'openpgp';
 import { CONTINUE, deleteRecipient, replaceBody, reply, type EndOfMessageResult, type Modification } from '../../milter/src/index.ts';
 import { protectOutbound, type HeaderField, type OutboundResult } from '../engine/index.ts';
+import { envelopeAddress, envelopeDomain } from '../mail/address.ts';
 import { failureVerdict } from './failure-actions.ts';
 import { editsToModifications } from './header-edits.ts';
 import type { DomainKeys } from './key-service.ts';
@@ -16,7 +17,7 @@ import { disposingChunks } from './output-body.ts';
 import { decideRecipient } from './recipient-policy.ts';
 import { submitCopy } from './reinjection.ts';
 import type { Runtime } from './runtime.ts';
-import { normalDomain } from './runtime.ts';
+import { observesOnly } from './testing-mode.ts';
 
 /** What the outbound path needs from the message. */
 export interface OutboundMessage {
@@ -40,11 +41,14 @@ export interface MessageOutcome {
   dnssec: boolean | undefined;
 }
 
-/** The domain of an envelope recipient; a bare local part (`<postmaster>`) belongs to our site. */
+/**
+ * The domain of an envelope recipient, normalised as every domain is (src/mail/address.ts); a bare local part
+ * (`<postmaster>`) belongs to our site. A domain that cannot be converted to A-labels is kept in lower case: no
+ * configuration entry can match it, and its key lookup fails as a DNS failure would (see key-service.ts), so it
+ * is deferred rather than sent in clear.
+ */
 export function recipientDomain(recipient: string, siteDomain: string): string {
-  const address = recipient.replace(/^<(.*)>$/, '$1');
-  const at = address.lastIndexOf('@');
-  return normalDomain(at < 0 ? siteDomain : address.slice(at + 1));
+  return envelopeDomain(recipient, siteDomain) ?? envelopeAddress(recipient).slice(envelopeAddress(recipient).lastIndexOf('@') + 1).toLowerCase();
 }
 
 /** Whether a domain must never receive clear text: required by the administrator or the site, or pinned. */
@@ -153,7 +157,7 @@ export async function planOutbound(runtime: Runtime, message: Pick<OutboundMessa
  */
 export function encryptsWhileReceiving(runtime: Runtime, outbound: OutboundPlan): boolean {
   const { plan } = outbound;
-  return !runtime.config.policy.testing && plan.kind !== 'refuse' && plan.groups.length === 1 && plan.groups[0]?.kind === 'encrypted';
+  return !observesOnly(runtime) && plan.kind !== 'refuse' && plan.groups.length === 1 && plan.groups[0]?.kind === 'encrypted';
 }
 
 /** Starts protecting the version of the message its original transaction keeps (the first group). */
@@ -175,13 +179,12 @@ export async function processOutbound(runtime: Runtime, message: OutboundMessage
 
   if (plan.kind === 'refuse') {
     const verdict = reply(plan.reply.code, plan.reply.enhanced, plan.reply.text);
-    if (runtime.config.policy.testing) {
-      return { result: { verdict: CONTINUE }, action: 'testing', reason: `would ${plan.temporary ? 'tempfail' : 'reject'}: ${plan.reasons.join('; ')}`, keys: [], dnssec };
-    }
     return { result: { verdict }, action: plan.temporary ? 'tempfail' : 'reject', reason: plan.reasons.join('; '), keys: [], dnssec };
   }
-  if (runtime.config.policy.testing) {
-    return { result: { verdict: CONTINUE }, action: 'testing', reason: `would deliver ${describeGroups(plan.groups)}`, keys: fingerprints, dnssec };
+  if (observesOnly(runtime)) {
+    // Decided, not done: nothing is encrypted and no copy is re-injected (see testing-mode.ts).
+    const action = plan.groups.length > 1 ? 'split' : plan.groups[0]?.kind === 'encrypted' ? 'encrypt' : 'deliver';
+    return { result: { verdict: CONTINUE }, action, reason: describeGroups(plan.groups), keys: fingerprints, dnssec };
   }
 
   const [original, copy] = plan.groups as [RecipientGroup, RecipientGroup | undefined];

@@ -5,6 +5,7 @@
  */
 import type { PrivateKey } from 'openpgp';
 import type { Config } from '../config/index.ts';
+import { normaliseDomain } from '../mail/address.ts';
 import type { MuseMetrics } from '../metrics/index.ts';
 import { submitMessage, type Submission, type SubmissionResult } from '../smtp/client.ts';
 import { DirectionClassifier } from './direction.ts';
@@ -30,9 +31,9 @@ export interface Runtime {
   readonly submit: (submission: Submission) => Promise<SubmissionResult>;
 }
 
-/** Normalises a domain for comparisons: lower case, no trailing dot. */
-export function normalDomain(domain: string): string {
-  return domain.trim().toLowerCase().replace(/\.$/, '');
+/** A domain as every comparison sees it (src/mail/address.ts); one that cannot be normalised is kept lower-cased. */
+function comparable(domain: string): string {
+  return normaliseDomain(domain) ?? domain.trim().toLowerCase();
 }
 
 /**
@@ -43,23 +44,23 @@ export function policyLookup(domains: Readonly<Record<string, AdminPolicy>>, fal
   const exact = new Map<string, AdminPolicy>();
   const suffixes: Array<[string, AdminPolicy]> = [];
   for (const [key, mode] of Object.entries(domains)) {
-    const name = normalDomain(key);
-    if (name.startsWith('.')) suffixes.push([name, mode]);
-    else exact.set(name, mode);
+    // The schema normalised every entry already: `.example.org` or `example.org` in A-labels.
+    if (key.startsWith('.')) suffixes.push([key, mode]);
+    else exact.set(key, mode);
   }
   suffixes.sort((a, b) => b[0].length - a[0].length);
   return (domain) => {
-    const name = normalDomain(domain);
+    const name = comparable(domain);
     return exact.get(name) ?? suffixes.find(([suffix]) => name.endsWith(suffix))?.[1] ?? fallback;
   };
 }
 
 /** Builds the recipient-policy settings from the configuration. */
 export function policySettings(config: Config): RecipientPolicySettings {
-  const local = new Set(config.site.localDomains.map(normalDomain));
+  const local = new Set(config.site.localDomains);
   return {
     policyFor: policyLookup(config.policy.domains as Record<string, AdminPolicy>, config.policy.default as AdminPolicy),
-    isLocal: (domain) => local.has(normalDomain(domain)),
+    isLocal: (domain) => local.has(comparable(domain)),
     requireDnssec: config.dns.requireDnssec,
     signCleartext: config.policy.signCleartext,
     actions: { dnsError: config.actions.dnsError, noKeyRequired: config.actions.noKeyRequired as 'tempfail' | 'reject' },

@@ -1,7 +1,7 @@
 /**
  * The Authentication-Results field (RFC 8601) reporting an inbound verdict, and the removal of
  * fields that claim to come from this host (RFC 8601 §5: a forged result with our authserv-id must
- * not reach the user).
+ * not reach the user), whatever the shape of the message.
  *
  * Written as, folded with CRLF + TAB (absent values are left out):
  *   Authentication-Results: <authserv-id>;
@@ -11,8 +11,9 @@
  *     policy.dnssec=<yes|no>
  *     policy.encrypted=<yes|no>
  */
-import { fieldsNamed, unfold, type HeaderField } from '../mime/header-fields.ts';
-import type { HeaderEdit } from './header-edits.ts';
+import { readAuthenticationResults } from '../mail/authentication-results.ts';
+import { fieldsNamed, sameHeaderName, type HeaderField } from '../mime/header-fields.ts';
+import { distinctNames, syncFieldEdits, type HeaderEdit } from './header-edits.ts';
 import type { Verdict } from './verdict.ts';
 
 /** The field name. */
@@ -33,27 +34,40 @@ export function authenticationResultsValue(authservId: string, verdict: Verdict)
   return value + FOLD + policy.join(FOLD);
 }
 
-/** The authserv-id of a raw Authentication-Results value (text before the first `;`, comments dropped). */
-export function authservIdOf(value: string): string {
-  const head = unfold(value).split(';')[0] ?? '';
-  return head
-    .replace(/\([^)]*\)/g, ' ')
-    .trim()
-    .split(/\s+/)[0]
-    ?.toLowerCase() ?? '';
+/** The field outbound protection adds (see outbound.ts); on inbound mail only this site's own verdict counts. */
+const PROTECTION_FIELD_NAME = 'Muse-Protection';
+
+/** Prefix of the fields in which inbound delivery carries header values nobody vouched for (docs/security.md). */
+export const UNVERIFIED_PREFIX = 'Muse-Unverified-';
+
+/**
+ * Whether an incoming Authentication-Results value must go: it claims our authserv-id (compared after comments
+ * and quoting are removed, case-insensitively, RFC 8601 §5) and reports our method, or claims our id and cannot
+ * be read to the end (a lenient reader might find our method in it), or cannot be read at all. Results of other
+ * methods under our id (OpenDKIM's or OpenDMARC's, earlier in the same milter chain) stay.
+ */
+function claimsOurResult(value: string, own: string): boolean {
+  const claim = readAuthenticationResults(value);
+  if (claim === null) return true;
+  if (claim.authservId !== own) return false;
+  return !claim.complete || claim.methods.some((m) => m === AUTH_METHOD || m.startsWith(`${AUTH_METHOD}/`));
 }
 
 /**
- * Deletions of existing Authentication-Results fields that carry `authservId`, highest index
- * first so each deletion leaves the indices of the remaining ones intact.
+ * Deletions of the fields an incoming message may carry only if someone forged them: Authentication-Results
+ * fields claiming an `x-muse` result under our authserv-id, any `Muse-Protection` field, and any field in our
+ * {@link UNVERIFIED_PREFIX} namespace. Highest index first per name, so each deletion leaves the indices of the
+ * remaining ones intact.
  */
-export function forgedResultsDeletions(fields: readonly HeaderField[], authservId: string): HeaderEdit[] {
+export function forgedFieldDeletions(fields: readonly HeaderField[], authservId: string): HeaderEdit[] {
   const own = authservId.toLowerCase();
-  const existing = fieldsNamed(fields, AUTHENTICATION_RESULTS);
   const deletions: HeaderEdit[] = [];
+  const existing = fieldsNamed(fields, AUTHENTICATION_RESULTS);
   for (let i = existing.length; i >= 1; i--) {
-    if (authservIdOf((existing[i - 1] as HeaderField).value) === own) deletions.push({ op: 'change', name: AUTHENTICATION_RESULTS, index: i, value: '' });
+    if (claimsOurResult((existing[i - 1] as HeaderField).value, own)) deletions.push({ op: 'change', name: AUTHENTICATION_RESULTS, index: i, value: '' });
   }
+  const names = distinctNames(fields, (name) => sameHeaderName(name, PROTECTION_FIELD_NAME) || name.trim().toLowerCase().startsWith(UNVERIFIED_PREFIX.toLowerCase()));
+  for (const name of names) deletions.push(...syncFieldEdits(fields, name, []));
   return deletions;
 }
 

@@ -1,39 +1,57 @@
 /**
- * Inbound opening: recognises PGP/MIME addressed to this site, decrypts it, verifies the signature
- * against the sending domain's DNS key and restores the original entity and protected header
- * fields. A message that fails any check is never altered beyond an Authentication-Results field,
- * and mail encrypted to keys we do not hold is left alone.
+ * Inbound opening: recognises PGP/MIME addressed to this site, decrypts it, judges the signature and delivers the
+ * message with the header its verdict allows (docs/security.md). The rules, in short:
+ *
+ * - Whose key must have signed is read from the signed header: the one mailbox of its one From field. Anything
+ *   else (no From inside, several From fields or mailboxes, an address literal) cannot earn `pass`.
+ * - `pass` needs a valid signature by a key that domain publishes (and, when we hold a pin for it, a key the pin
+ *   vouches for), and the message must be meant for us: our key among the signature's Intended Recipient
+ *   Fingerprints, or, for senders that do not write them, a signed To or Cc in one of our local domains
+ *   (otherwise the weaker `policy`).
+ * - The three RFC 3156 shapes are judged alike: combined sign+encrypt (§6.2), a multipart/signed inside the
+ *   encryption (§6.1), and a multipart/signed in clear.
+ * - Under `pass` and `policy` the delivered user-facing fields are exactly the signed ones; otherwise the
+ *   transport header stays and decrypted fields travel only as `Muse-Unverified-*`. A failed verdict leaves the
+ *   message as it came (still encrypted) apart from the Authentication-Results field.
+ * - Whatever the message, forged results under our authserv-id and our own fields are removed first.
  */
 import type { PrivateKey, PublicKey } from 'openpgp';
+import { getDomain } from 'tldts';
+import { authorOf, mailboxesOf, type AuthorResult } from '../mail/address.ts';
 import { contentTypeOf } from '../mime/content-fields.ts';
 import { toCrlf } from '../mime/crlf.ts';
 import { parseEntity } from '../mime/entity.ts';
-import { firstValue, headerByteLength, sameHeaderName, type HeaderEncoding, type HeaderField } from '../mime/header-fields.ts';
-import { DEFAULT_PROTECTED_FIELDS, stripHeaderProtection, type HeaderProtectionMode } from '../mime/inner-entity.ts';
+import { fieldsNamed, headerByteLength, sameHeaderName, type HeaderEncoding, type HeaderField } from '../mime/header-fields.ts';
+import { stripHeaderProtection, type HeaderProtectionMode } from '../mime/inner-entity.ts';
 import { pgpMimeLayer, readPgpMime } from '../mime/pgp-mime-read.ts';
 import { decryptMessage, isAddressedTo, readEncrypted, verifyDecrypted, type DecryptedMessage } from '../pgp/decrypt.ts';
 import { readDetachedSignature, verifyDetached } from '../pgp/detached.ts';
 import { PgpError } from '../pgp/errors.ts';
 import type { SignatureCheck } from '../pgp/signature-check.ts';
-import { authenticationResultsInsert, forgedResultsDeletions } from './authentication-results.ts';
+import { authenticationResultsInsert, forgedFieldDeletions } from './authentication-results.ts';
 import { collect, readBody, type BodyInput, type BodyState } from './body-input.ts';
+import { contentFieldEdits, signedHeaderEdits, unverifiedFieldAdditions } from './delivered-header.ts';
 import { EngineError, rejectUnknownOptions } from './errors.ts';
 import type { HeaderEdit } from './header-edits.ts';
 import { limitExceeded, resolveLimits, type LimitExceeded, type Limits } from './limits.ts';
 import { memoryBody, type OutputBody } from './output-body.ts';
-import { restoreEdits } from './restore.ts';
-import { senderDomainOf } from './sender-domain.ts';
-import { plainVerdict, verdictFromCheck, type Verdict } from './verdict.ts';
+import { plainVerdict, verdictFromFailedCheck, type Verdict, type VerdictReason } from './verdict.ts';
 
-/** The sending domain's published keys, as the DNS layer found them. */
+/** A sending domain's published keys, as the DNS layer and the pin store judge them. */
 export interface SenderKeys {
+  /** Keys that may vouch for the domain: published, and (under a pin without DNSSEC) vouched for by the pin. */
   readonly keys: readonly PublicKey[];
+  /** Keys the domain publishes that its pin does not vouch for (a signature by one of them fails). */
+  readonly unvouched?: readonly PublicKey[];
   /** Whether the answer was DNSSEC-validated. */
   readonly dnssec: boolean;
 }
 
 /** Looks up a domain's keys; `null` when it publishes none. A rejection is a temporary failure. */
 export type SenderKeyLookup = (domain: string) => Promise<SenderKeys | null>;
+
+/** How the signing key's domain must match the From domain. */
+export type Alignment = 'strict' | 'relaxed';
 
 /** Options of {@link openInbound}. */
 export interface InboundOptions {
@@ -44,12 +62,18 @@ export interface InboundOptions {
   readonly senderKeys: SenderKeyLookup;
   /** This host's authserv-id for Authentication-Results (RFC 8601 §2.5). */
   readonly authservId: string;
-  /** Verify against this domain instead of the From domain. */
-  readonly senderDomain?: string;
+  /**
+   * Domains this site receives mail for (normalised). For a signature without Intended Recipient Fingerprints,
+   * `pass` needs a signed To or Cc in one of them. Default none.
+   */
+  readonly localDomains?: readonly string[];
+  /**
+   * `strict` (default): the key must be published by the From domain itself. `relaxed`: when the From domain
+   * publishes none, a key of its organisational domain (public suffix list) may sign, as DMARC's relaxed mode.
+   */
+  readonly alignment?: Alignment;
   /** Remove a verified site signature (multipart/signed) instead of only reporting it. Default false. */
   readonly unwrapSigned?: boolean;
-  /** Names of the fields restored from the protected header. Default {@link DEFAULT_PROTECTED_FIELDS}. */
-  readonly protectedFields?: readonly string[];
   /** How header strings map to bytes. Default `utf8`. */
   readonly headerEncoding?: HeaderEncoding;
   readonly limits?: Partial<Limits>;
@@ -57,24 +81,12 @@ export interface InboundOptions {
   readonly now?: () => Date;
 }
 
-const OPTION_KEYS = [
-  'headers',
-  'body',
-  'siteKeys',
-  'senderKeys',
-  'authservId',
-  'senderDomain',
-  'unwrapSigned',
-  'protectedFields',
-  'headerEncoding',
-  'limits',
-  'now',
-];
+const OPTION_KEYS = ['headers', 'body', 'siteKeys', 'senderKeys', 'authservId', 'localDomains', 'alignment', 'unwrapSigned', 'headerEncoding', 'limits', 'now'];
 
 /** Which PGP/MIME layer a result is about. */
 export type InboundLayer = 'encrypted' | 'signed';
 
-/** Why a message was left exactly as it was. */
+/** Why a message's body was left exactly as it was. */
 export type UnchangedReason = 'not-pgp-mime' | 'not-for-us' | 'not-site-signed' | 'no-sender-key';
 
 /** An opened message: apply `headerEdits` in order and replace the body with `body`. */
@@ -91,10 +103,10 @@ export interface InboundOpened {
 /** The result of {@link openInbound}. */
 export type InboundResult =
   | InboundOpened
-  /** Reported only: apply `headerEdits` (Authentication-Results), keep the body as it is. */
+  /** Reported only: apply `headerEdits` (Authentication-Results, and for pass the signed header), keep the body. */
   | { readonly kind: 'annotated'; readonly layer: InboundLayer; readonly verdict: Verdict; readonly headerEdits: HeaderEdit[] }
-  /** Nothing to do: no edits, body untouched. */
-  | { readonly kind: 'unchanged'; readonly reason: UnchangedReason }
+  /** Nothing to verify: body untouched; `headerEdits` only remove forged fields (often none). */
+  | { readonly kind: 'unchanged'; readonly reason: UnchangedReason; readonly headerEdits: HeaderEdit[] }
   | LimitExceeded
   /** The body could not be read; the message is untouched. */
   | { readonly kind: 'failed'; readonly error: EngineError };
@@ -108,47 +120,63 @@ const CLOCK_SKEW_MS = 15 * 60 * 1000;
 interface Context {
   readonly headers: readonly HeaderField[];
   readonly siteKeys: readonly PrivateKey[];
+  /** Primary fingerprints of the site keys, uppercase hex. */
+  readonly ourFingerprints: ReadonlySet<string>;
   readonly lookup: SenderKeyLookup;
   readonly authservId: string;
-  readonly senderDomain: string | undefined;
+  readonly localDomains: ReadonlySet<string>;
+  readonly alignment: Alignment;
   readonly unwrapSigned: boolean;
-  readonly protectedNames: readonly string[];
   readonly encoding: HeaderEncoding;
   readonly limits: Limits;
   readonly now: Date;
+  /** Deletions of forged fields, applied to every message. */
+  readonly forged: readonly HeaderEdit[];
 }
 
-/** An entity to deliver: its header fields and body bytes. */
+/** An entity: its header fields and body bytes. */
 interface Entity {
   readonly fields: readonly HeaderField[];
   readonly body: Buffer;
 }
 
-/** The outcome of checking a multipart/signed. */
-type SignedOutcome =
-  | { readonly kind: 'unchanged'; readonly reason: 'no-sender-key' | 'not-site-signed' }
-  | { readonly kind: 'checked'; readonly verdict: Verdict; readonly signed: Buffer };
+/** Content under a signature, with the check that judges it. */
+interface SignedContent {
+  /** The header that was signed (the payload's or the signed part's). */
+  readonly fields: readonly HeaderField[];
+  readonly verify: (keys: readonly PublicKey[]) => Promise<SignatureCheck>;
+  readonly encrypted: boolean;
+}
+
+/**
+ * How signed content was judged. `unattributed`: no site key of the author domain is involved (it publishes none,
+ * or a key it does not publish signed, or no author domain could be read); the encrypted shapes turn that into a
+ * verdict, a multipart/signed in clear is left alone.
+ */
+type Judgement = { readonly kind: 'verdict'; readonly verdict: Verdict } | { readonly kind: 'unattributed'; readonly verdict: Verdict };
 
 /** Opens one incoming message. Throws only {@link EngineError} `BAD_OPTIONS`. */
 export async function openInbound(options: InboundOptions): Promise<InboundResult> {
   rejectUnknownOptions(options, OPTION_KEYS, 'openInbound');
-  if (!/^[^\s;()]+$/.test(options.authservId)) throw new EngineError('BAD_OPTIONS', 'openInbound: authservId must be a token');
+  if (!/^[^\s;()"]+$/.test(options.authservId)) throw new EngineError('BAD_OPTIONS', 'openInbound: authservId must be a token');
   const ctx: Context = {
     headers: options.headers,
     siteKeys: options.siteKeys,
+    ourFingerprints: new Set(options.siteKeys.map((k) => k.getFingerprint().toUpperCase())),
     lookup: options.senderKeys,
     authservId: options.authservId,
-    senderDomain: options.senderDomain?.toLowerCase(),
+    localDomains: new Set(options.localDomains ?? []),
+    alignment: options.alignment ?? 'strict',
     unwrapSigned: options.unwrapSigned ?? false,
-    protectedNames: options.protectedFields ?? DEFAULT_PROTECTED_FIELDS,
     encoding: options.headerEncoding ?? 'utf8',
     limits: resolveLimits(options.limits),
     now: (options.now ?? (() => new Date()))(),
+    forged: forgedFieldDeletions(options.headers, options.authservId),
   };
   const headerBytes = headerByteLength(ctx.headers, ctx.encoding);
   if (headerBytes > ctx.limits.maxHeaderBytes) return limitExceeded('header-bytes', ctx.limits.maxHeaderBytes);
   const type = contentTypeOf(ctx.headers);
-  if (pgpMimeLayer(type) === null) return { kind: 'unchanged', reason: 'not-pgp-mime' };
+  if (pgpMimeLayer(type) === null) return unchanged(ctx, 'not-pgp-mime');
   const state: BodyState = { exceeded: false, readFailed: false };
   let body: Buffer;
   try {
@@ -158,97 +186,173 @@ export async function openInbound(options: InboundOptions): Promise<InboundResul
     return { kind: 'failed', error: new EngineError('BODY_READ_FAILED', 'reading the body failed', { cause: error }) };
   }
   const container = readPgpMime(type, body);
-  if (container === null) return { kind: 'unchanged', reason: 'not-pgp-mime' };
+  if (container === null) return unchanged(ctx, 'not-pgp-mime');
   if (container.kind === 'malformed') {
     // A broken multipart/signed cannot be attributed to a site; a broken encrypted one is reported.
-    if (container.layer === 'signed') return { kind: 'unchanged', reason: 'not-site-signed' };
+    if (container.layer === 'signed') return unchanged(ctx, 'not-site-signed');
     return annotate(ctx, 'encrypted', plainVerdict('fail', 'malformed', null, true));
   }
   if (container.kind === 'encrypted') return openEncrypted(ctx, container.armoredMessage);
-  const outcome = await checkSigned(ctx, senderDomain(ctx, []), container.signedPart, container.signature);
-  if (outcome.kind === 'unchanged') return outcome;
-  if (outcome.verdict.result !== 'pass' || !ctx.unwrapSigned) return annotate(ctx, 'signed', outcome.verdict);
-  return opened(ctx, 'signed', outcome.verdict, entityOf(ctx, outcome.signed));
+  return openClearSigned(ctx, container.signedPart, container.signature);
+}
+
+/** A multipart/signed in clear: reported (or unwrapped) only when the author domain's site key signed it. */
+async function openClearSigned(ctx: Context, signedPart: Buffer, armoredSignature: Buffer): Promise<InboundResult> {
+  const signed = toCrlf(signedPart);
+  const entity = entityOf(ctx, signed);
+  const judgement = await judge(ctx, detachedContent(ctx, entity.fields, signed, armoredSignature, false));
+  if (judgement.kind === 'unattributed') {
+    // Signed by someone else (a person's own key, another site): not ours to judge, only forged fields go.
+    if (judgement.verdict.result === 'temperror') return annotate(ctx, 'signed', judgement.verdict);
+    return unchanged(ctx, judgement.verdict.reason === 'no-published-key' ? 'no-sender-key' : 'not-site-signed');
+  }
+  const verdict = judgement.verdict;
+  if (!authenticated(verdict)) return annotate(ctx, 'signed', verdict);
+  if (ctx.unwrapSigned) return opened(ctx, 'signed', verdict, entity);
+  // The body stays multipart/signed; the header shown with it is the signed one all the same.
+  return { kind: 'annotated', layer: 'signed', verdict, headerEdits: [...ctx.forged, ...signedHeaderEdits(ctx.headers, entity.fields), authenticationResultsInsert(ctx.authservId, verdict)] };
 }
 
 async function openEncrypted(ctx: Context, armored: Buffer): Promise<InboundResult> {
   let decrypted: DecryptedMessage;
   try {
     const encrypted = await readEncrypted(armored);
-    if (!isAddressedTo(encrypted, ctx.siteKeys)) return { kind: 'unchanged', reason: 'not-for-us' };
+    if (!isAddressedTo(encrypted, ctx.siteKeys)) return unchanged(ctx, 'not-for-us');
     decrypted = await decryptMessage(encrypted, ctx.siteKeys, ctx.now, ctx.limits.maxMessageBytes);
   } catch (error) {
     const reason = error instanceof PgpError && error.code === 'DECRYPT_FAILED' ? 'decryption-failed' : 'malformed';
     return annotate(ctx, 'encrypted', plainVerdict('fail', reason, null, true));
   }
   const inner = entityOf(ctx, Buffer.from(decrypted.plaintext.buffer, decrypted.plaintext.byteOffset, decrypted.plaintext.byteLength));
-  if (decrypted.message.getSigningKeyIDs().length === 0) return openUnsignedPayload(ctx, inner);
-  const keys = await lookupKeys(ctx, senderDomain(ctx, inner.fields), true);
-  if ('verdict' in keys) {
-    if (keys.verdict.result === 'temperror') return annotate(ctx, 'encrypted', keys.verdict);
-    return opened(ctx, 'encrypted', keys.verdict, inner);
+  if (decrypted.message.getSigningKeyIDs().length > 0) {
+    // RFC 3156 §6.2: one OpenPGP message, signed and encrypted; the decrypted entity is what was signed.
+    const content: SignedContent = { fields: inner.fields, verify: (keys) => verifyDecrypted(decrypted, keys, verificationDate(ctx)), encrypted: true };
+    return encryptedOutcome(ctx, await judge(ctx, content), inner);
   }
-  const check = await verifyDecrypted(decrypted, keys.keys, verificationDate(ctx));
-  const verdict = verdictFromCheck(check, keys.domain, keys.dnssec, true);
-  if (verdict.result === 'fail') return annotate(ctx, 'encrypted', verdict);
-  return opened(ctx, 'encrypted', verdict, inner);
-}
-
-/**
- * An encrypted payload without a combined signature: either RFC 3156 §6.1 (a multipart/signed
- * inside, opened through its site signature) or simply unsigned.
- */
-async function openUnsignedPayload(ctx: Context, inner: Entity): Promise<InboundResult> {
-  const domain = senderDomain(ctx, inner.fields);
-  const unsigned = (): InboundResult => opened(ctx, 'encrypted', plainVerdict('none', 'unsigned', domain, true), inner);
   const container = readPgpMime(contentTypeOf(inner.fields), inner.body);
-  if (container === null || container.kind !== 'signed') return unsigned();
-  const outcome = await checkSigned(ctx, domain, container.signedPart, container.signature);
-  if (outcome.kind === 'unchanged') return unsigned();
-  const verdict: Verdict = { ...outcome.verdict, encrypted: true };
-  if (verdict.result !== 'pass') return annotate(ctx, 'encrypted', verdict);
-  return opened(ctx, 'encrypted', verdict, entityOf(ctx, outcome.signed));
+  if (container !== null && container.kind === 'signed') {
+    // RFC 3156 §6.1: a multipart/signed inside the encryption; judged exactly as the combined form.
+    const signed = toCrlf(container.signedPart);
+    const entity = entityOf(ctx, signed);
+    return encryptedOutcome(ctx, await judge(ctx, detachedContent(ctx, entity.fields, signed, container.signature, true)), entity);
+  }
+  return opened(ctx, 'encrypted', plainVerdict('none', 'unsigned', authorDomain(outerAuthor(ctx)), true), inner);
 }
 
-/** Checks a detached site signature; anything not signed by the sender domain's key is left alone. */
-async function checkSigned(ctx: Context, domain: string | null, signedPart: Buffer, armoredSignature: Buffer): Promise<SignedOutcome> {
-  const keys = await lookupKeys(ctx, domain, false);
-  if ('verdict' in keys) {
-    if (keys.verdict.result === 'temperror') return { kind: 'checked', verdict: keys.verdict, signed: signedPart };
-    return { kind: 'unchanged', reason: 'no-sender-key' };
-  }
-  const signed = toCrlf(signedPart);
-  let check: SignatureCheck;
-  try {
-    check = await verifyDetached(signed, await readDetachedSignature(armoredSignature), keys.keys, verificationDate(ctx));
-  } catch {
-    // An unreadable signature part cannot be attributed to the site key.
-    return { kind: 'unchanged', reason: 'not-site-signed' };
-  }
-  if (check.status === 'unsigned' || check.status === 'unknown-signer') return { kind: 'unchanged', reason: 'not-site-signed' };
-  return { kind: 'checked', verdict: verdictFromCheck(check, keys.domain, keys.dnssec, false), signed };
+/** What happens to an encrypted message once its signed content is judged: fail and temperror keep it encrypted. */
+function encryptedOutcome(ctx: Context, judgement: Judgement, entity: Entity): InboundResult {
+  const verdict = judgement.verdict;
+  if (verdict.result === 'fail' || verdict.result === 'temperror') return annotate(ctx, 'encrypted', verdict);
+  return opened(ctx, 'encrypted', verdict, entity);
 }
+
+/** Signed content checked by a detached signature (RFC 3156 §5 part 2). */
+function detachedContent(ctx: Context, fields: readonly HeaderField[], signed: Buffer, armoredSignature: Buffer, encrypted: boolean): SignedContent {
+  return {
+    fields,
+    encrypted,
+    verify: async (keys) => {
+      try {
+        return await verifyDetached(signed, await readDetachedSignature(armoredSignature), keys, verificationDate(ctx));
+      } catch {
+        // An unreadable signature part signs nothing.
+        return { status: 'unsigned' };
+      }
+    },
+  };
+}
+
+const AUTHOR_FAILURES: Record<Exclude<AuthorResult['kind'], 'single'>, VerdictReason> = {
+  'no-from': 'from-not-signed',
+  'multiple-from-fields': 'multiple-from-fields',
+  'multiple-mailboxes': 'multiple-from-mailboxes',
+  'unparseable-from': 'unparseable-from',
+  'bad-from-domain': 'bad-from-domain',
+};
 
 /**
- * The domain whose key must have signed: the configured override, else the From domain of the
- * protected (inner) header, else that of the outer header.
+ * Judges signed content (docs/security.md, "What pass means"): the author is the one mailbox of the signed From;
+ * its domain's published (and pin-vouched) keys must have signed; the message must be meant for us.
  */
-function senderDomain(ctx: Context, innerFields: readonly HeaderField[]): string | null {
-  return ctx.senderDomain ?? senderDomainOf(firstValue(innerFields, 'From')) ?? senderDomainOf(firstValue(ctx.headers, 'From'));
+async function judge(ctx: Context, content: SignedContent): Promise<Judgement> {
+  const encrypted = content.encrypted;
+  const author = authorOf(fieldsNamed(content.fields, 'From').map((f) => f.value), ctx.encoding);
+  if (author.kind !== 'single') {
+    const reason = AUTHOR_FAILURES[author.kind];
+    if (author.kind !== 'no-from') return { kind: 'verdict', verdict: plainVerdict('fail', reason, null, encrypted) };
+    // Nothing signed names an author. If the transport From's domain signed, that is a site signature over a
+    // header without a From: it authenticates no author, so it fails; anything else cannot be attributed.
+    const outer = outerAuthor(ctx);
+    const unattributed: Judgement = { kind: 'unattributed', verdict: plainVerdict('fail', reason, authorDomain(outer), encrypted) };
+    if (outer.kind !== 'single') return unattributed;
+    const found = await keysFor(ctx, outer.mailbox.domain, encrypted);
+    if (found.kind === 'verdict') return found.verdict.result === 'temperror' ? { kind: 'verdict', verdict: found.verdict } : unattributed;
+    const check = await content.verify(found.keys.keys);
+    if (check.status === 'unsigned' || check.status === 'unknown-signer') return unattributed;
+    // The site's key signed (or its signature was broken): either way a site signature that earns nothing.
+    const why = check.status === 'invalid' ? 'bad-signature' : reason;
+    return { kind: 'verdict', verdict: { result: 'fail', reason: why, domain: outer.mailbox.domain, fingerprint: check.fingerprint, dnssec: found.keys.dnssec, encrypted } };
+  }
+  const domain = author.mailbox.domain;
+  const found = await keysFor(ctx, domain, encrypted);
+  if (found.kind === 'verdict') {
+    return found.verdict.result === 'temperror' ? { kind: 'verdict', verdict: found.verdict } : { kind: 'unattributed', verdict: found.verdict };
+  }
+  const { keys } = found;
+  const check = await content.verify(keys.keys);
+  if (check.status !== 'valid') {
+    const unpinned = check.status === 'unknown-signer' && (keys.unvouched ?? []).some((k) => k.getKeyIDs().some((id) => id.toHex().toUpperCase() === check.keyId));
+    const verdict = verdictFromFailedCheck(check, domain, keys.dnssec, encrypted, unpinned);
+    // A signature by a key the domain does not publish at all is not a site signature (a person's own key).
+    return check.status === 'unknown-signer' && !unpinned ? { kind: 'unattributed', verdict } : { kind: 'verdict', verdict };
+  }
+  const signedBy = { domain, fingerprint: check.fingerprint, dnssec: keys.dnssec, encrypted };
+  const intended = check.intendedRecipients ?? null;
+  if (intended !== null) {
+    if (!intended.some((fp) => ctx.ourFingerprints.has(fp))) return { kind: 'verdict', verdict: { result: 'fail', reason: 'not-intended-recipient', ...signedBy } };
+    return { kind: 'verdict', verdict: { result: 'pass', reason: 'signature-verified', ...signedBy } };
+  }
+  // No Intended Recipient Fingerprint (an older sender): only a signed To or Cc here binds the message to us.
+  const bound = signedRecipientDomains(ctx, content.fields).some((d) => ctx.localDomains.has(d));
+  return { kind: 'verdict', verdict: bound ? { result: 'pass', reason: 'signature-verified', ...signedBy } : { result: 'policy', reason: 'recipient-not-bound', ...signedBy } };
 }
 
-type KeyLookup = { keys: readonly PublicKey[]; dnssec: boolean; domain: string } | { verdict: Verdict };
-
-async function lookupKeys(ctx: Context, domain: string | null, encrypted: boolean): Promise<KeyLookup> {
-  if (domain === null) return { verdict: plainVerdict('none', 'no-sender-domain', null, encrypted) };
-  let found: SenderKeys | null;
-  try {
-    found = await ctx.lookup(domain);
-  } catch {
-    return { verdict: plainVerdict('temperror', 'key-lookup-failed', domain, encrypted) };
+/** The keys of the author domain, or (relaxed alignment) of its organisational domain; a verdict when none. */
+async function keysFor(ctx: Context, domain: string, encrypted: boolean): Promise<{ kind: 'keys'; keys: SenderKeys } | { kind: 'verdict'; verdict: Verdict }> {
+  const candidates = [domain];
+  const organisational = ctx.alignment === 'relaxed' ? getDomain(domain) : null;
+  if (organisational !== null && organisational !== domain) candidates.push(organisational);
+  for (const candidate of candidates) {
+    let found: SenderKeys | null;
+    try {
+      found = await ctx.lookup(candidate);
+    } catch {
+      return { kind: 'verdict', verdict: plainVerdict('temperror', 'key-lookup-failed', domain, encrypted) };
+    }
+    if (found !== null && (found.keys.length > 0 || (found.unvouched ?? []).length > 0)) return { kind: 'keys', keys: found };
   }
-  if (found === null || found.keys.length === 0) return { verdict: plainVerdict('none', 'no-published-key', domain, encrypted) };
-  return { keys: found.keys, dnssec: found.dnssec, domain };
+  return { kind: 'verdict', verdict: plainVerdict('none', 'no-published-key', domain, encrypted) };
+}
+
+/** The normalised domains of every mailbox in the signed To and Cc fields. */
+function signedRecipientDomains(ctx: Context, fields: readonly HeaderField[]): string[] {
+  return fields
+    .filter((f) => sameHeaderName(f.name, 'To') || sameHeaderName(f.name, 'Cc'))
+    .flatMap((f) => mailboxesOf(f.value, ctx.encoding) ?? [])
+    .flatMap((m) => (m.domain === null ? [] : [m.domain]));
+}
+
+function outerAuthor(ctx: Context): AuthorResult {
+  return authorOf(fieldsNamed(ctx.headers, 'From').map((f) => f.value), ctx.encoding);
+}
+
+function authorDomain(author: AuthorResult): string | null {
+  return author.kind === 'single' ? author.mailbox.domain : null;
+}
+
+/** `pass` and `policy` rest on a valid signature by the author's domain: the signed header is shown. */
+function authenticated(verdict: Verdict): boolean {
+  return verdict.result === 'pass' || verdict.result === 'policy';
 }
 
 function verificationDate(ctx: Context): Date {
@@ -260,25 +364,25 @@ function entityOf(ctx: Context, bytes: Buffer): Entity {
   return { fields: parsed.fields, body: bytes.subarray(parsed.bodyOffset) };
 }
 
+function unchanged(ctx: Context, reason: UnchangedReason): InboundResult {
+  return { kind: 'unchanged', reason, headerEdits: [...ctx.forged] };
+}
+
 function annotate(ctx: Context, layer: InboundLayer, verdict: Verdict): InboundResult {
-  const headerEdits = [...forgedResultsDeletions(ctx.headers, ctx.authservId), authenticationResultsInsert(ctx.authservId, verdict)];
-  return { kind: 'annotated', layer, verdict, headerEdits };
+  return { kind: 'annotated', layer, verdict, headerEdits: [...ctx.forged, authenticationResultsInsert(ctx.authservId, verdict)] };
 }
 
 function opened(ctx: Context, layer: InboundLayer, verdict: Verdict, entity: Entity): InboundOpened {
   const contentType = entity.fields.find((f) => sameHeaderName(f.name, 'Content-Type'));
+  const header = authenticated(verdict) ? signedHeaderEdits(ctx.headers, entity.fields) : unverifiedFieldAdditions(entity.fields);
   return {
     kind: 'opened',
     layer,
     verdict,
     headerProtection: contentType === undefined ? null : stripHeaderProtection(contentType.value).hp,
-    // Forged results are deleted first and the new one is inserted last, so no index-based edit
-    // ever sees a list shifted by another.
-    headerEdits: [
-      ...forgedResultsDeletions(ctx.headers, ctx.authservId),
-      ...restoreEdits(ctx.headers, entity.fields, ctx.protectedNames),
-      authenticationResultsInsert(ctx.authservId, verdict),
-    ],
+    // Forged fields are deleted first and the new result is inserted last, so no index-based edit ever sees a
+    // list shifted by another.
+    headerEdits: [...ctx.forged, ...contentFieldEdits(ctx.headers, entity.fields), ...header, authenticationResultsInsert(ctx.authservId, verdict)],
     body: memoryBody([entity.body]),
   };
 }

@@ -5,10 +5,11 @@
 export { protectOutbound, PROTECTION_FIELD, DEFAULT_SUBJECT_PLACEHOLDER } from './outbound.ts';
 export type { OutboundOptions, OutboundResult, OutboundProtected } from './outbound.ts';
 export { openInbound } from './inbound.ts';
-export type { InboundOptions, InboundResult, InboundOpened, InboundLayer, UnchangedReason, SenderKeys, SenderKeyLookup } from './inbound.ts';
+export type { InboundOptions, InboundResult, InboundOpened, InboundLayer, UnchangedReason, SenderKeys, SenderKeyLookup, Alignment } from './inbound.ts';
 export { applyHeaderEdits } from './header-edits.ts';
 export type { HeaderEdit } from './header-edits.ts';
-export { AUTH_METHOD, AUTHENTICATION_RESULTS } from './authentication-results.ts';
+export { AUTH_METHOD, AUTHENTICATION_RESULTS, UNVERIFIED_PREFIX, forgedFieldDeletions } from './authentication-results.ts';
+export { USER_FACING_FIELDS } from './delivered-header.ts';
 export type { Verdict, VerdictResult, VerdictReason } from './verdict.ts';
 export { DEFAULT_LIMITS } from './limits.ts';
 export type { Limits, LimitExceeded, LimitName } from './limits.ts';

@@ -12,8 +12,10 @@ import { isContentField, sameHeaderName, type HeaderField } from './header-field
 export type HeaderProtectionMode = 'cipher' | 'clear';
 
 /**
- * Header fields protected by default: the RFC 9788 §5.1 user-facing fields plus the threading
- * fields, which mail clients rely on and an attacker could otherwise rewrite.
+ * Header fields protected by default: the fields a reader takes as statements about the message (RFC 9788 §5.1's
+ * user-facing fields, the threading fields, and the common informational ones mail clients show or act on). The
+ * receiving side shows exactly the signed values of these and drops unsigned ones (src/engine/delivered-header.ts),
+ * so whatever a sender wants delivered must be signed. Bcc is not among them: it must not reach the other recipients.
  */
 export const DEFAULT_PROTECTED_FIELDS: readonly string[] = Object.freeze([
   'From',
@@ -26,6 +28,16 @@ export const DEFAULT_PROTECTED_FIELDS: readonly string[] = Object.freeze([
   'Message-ID',
   'In-Reply-To',
   'References',
+  'Comments',
+  'Keywords',
+  'Mail-Followup-To',
+  'Mail-Reply-To',
+  'Disposition-Notification-To',
+  'Return-Receipt-To',
+  'Organization',
+  'Importance',
+  'Priority',
+  'X-Priority',
 ]);
 
 /** What goes into the inner header section. */

@@ -8,7 +8,13 @@ import { errorMessage } from './errors.ts';
 /** The outcome of checking the signatures on one message. */
 export type SignatureCheck =
   /** A signature by one of the keys verified; `fingerprint` is that key's primary fingerprint. */
-  | { readonly status: 'valid'; readonly fingerprint: string; readonly keyId: string }
+  | {
+      readonly status: 'valid';
+      readonly fingerprint: string;
+      readonly keyId: string;
+      /** Intended Recipient Fingerprints from the signature's hashed area (uppercase hex), or null when it has none. */
+      readonly intendedRecipients?: readonly string[] | null;
+    }
   /** A signature by one of the keys exists but does not verify (data or signature altered). */
   | { readonly status: 'invalid'; readonly fingerprint: string; readonly keyId: string; readonly detail: string }
   /** Signed, but by none of the keys; `keyId` is the first signer's key ID. */

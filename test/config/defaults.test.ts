@@ -52,6 +52,7 @@ const MINIMAL: Config = {
     signCleartext: true,
     unwrapSigned: false,
   },
+  inbound: { authservId: 'example.org', alignment: 'strict' },
   mixedRecipients: {
     strategy: 'split',
     reinject: { host: '127.0.0.1', port: 10029, heloName: 'example.org', timeout: 30_000, markerSecretFile: '/var/lib/muse-milter/marker-secret' },
@@ -156,6 +157,7 @@ describe('defaultConfig (no configuration file)', () => {
         site: { domain: 'muse.localhost', keyFile: `${data}/keys/muse.localhost.private.asc`, previousKeyFiles: [], localDomains: ['muse.localhost'] },
         milter: { ...MINIMAL.milter, spoolDirectory: `${data}/spool` },
         pins: { ...MINIMAL.pins, directory: data },
+        inbound: { authservId: 'muse.localhost', alignment: 'strict' },
         mixedRecipients: { ...MINIMAL.mixedRecipients, reinject: { ...MINIMAL.mixedRecipients.reinject, heloName: 'muse.localhost', markerSecretFile: `${data}/marker-secret` } },
       });
     });

@@ -27,6 +27,8 @@ import {
 } from './support/harness.ts';
 
 const CONTINUE: Response = { kind: 'continue' };
+/** The sending site's own field, removed from every inbound message: only this site's verdict speaks here. */
+const DROP_PROTECTION = { kind: 'changeHeader', name: 'Muse-Protection', index: 1, value: '' } as const;
 const ORIGINAL = [
   { name: 'From', value: ' Alice <alice@a.test>' },
   { name: 'To', value: ' Bob <bob@site.test>' },
@@ -99,7 +101,6 @@ describe('inbound', () => {
     assert.deepEqual(outcome.delivered?.headers, [
       passed,
       ...ORIGINAL.slice(0, 7),
-      { name: 'Muse-Protection', value: ` signed+encrypted; signer=${siteA.fingerprint}` },
       { name: 'Content-Transfer-Encoding', value: ' 8bit' },
     ]);
     assert.ok(outcome.delivered?.body.equals(BODY), 'the original body, byte for byte');
@@ -136,7 +137,7 @@ describe('inbound', () => {
       const bytes = Buffer.from(body, 'latin1');
       const outcome = await sendOne(daemon.address, inbound(sent.headers, bytes, queueId), REMOTE_CLIENT);
       const failed = authResults([`x-muse=fail reason="${reason}"`, 'policy.encrypted=yes']);
-      assert.deepEqual(outcome.eom, { modifications: [{ kind: 'insertHeader', index: 0, ...failed }], verdict: CONTINUE, progress: 0 }, queueId);
+      assert.deepEqual(outcome.eom, { modifications: [DROP_PROTECTION, { kind: 'insertHeader', index: 0, ...failed }], verdict: CONTINUE, progress: 0 }, queueId);
       assert.ok(outcome.delivered?.body.equals(bytes), 'body kept as received');
       assert.deepEqual(summaryFields(daemon.summaries().find((l) => l.queueId === queueId)), {
         queueId,
@@ -151,10 +152,10 @@ describe('inbound', () => {
     }
   });
 
-  it('leaves mail encrypted to a key we do not hold exactly as it is', async () => {
+  it('leaves mail encrypted to a key we do not hold as it is, but for the sending site\'s Muse-Protection field', async () => {
     const sent = await fromSiteA(stranger);
     const outcome = await sendOne(daemon.address, inbound(sent.headers, sent.body, 'Q-OTHER'), REMOTE_CLIENT);
-    assert.deepEqual(outcome.eom, { modifications: [], verdict: CONTINUE, progress: 0 });
+    assert.deepEqual(outcome.eom, { modifications: [DROP_PROTECTION], verdict: CONTINUE, progress: 0 });
     assert.deepEqual(summaryFields(daemon.summaries().find((l) => l.queueId === 'Q-OTHER')), {
       queueId: 'Q-OTHER',
       direction: 'inbound',
@@ -177,7 +178,7 @@ describe('inbound', () => {
       'policy.dnssec=no',
       'policy.encrypted=no',
     ]);
-    assert.deepEqual(outcome.eom, { modifications: [{ kind: 'insertHeader', index: 0, ...passed }], verdict: CONTINUE, progress: 0 });
+    assert.deepEqual(outcome.eom, { modifications: [DROP_PROTECTION, { kind: 'insertHeader', index: 0, ...passed }], verdict: CONTINUE, progress: 0 });
     assert.equal(daemon.summaries().find((l) => l.queueId === 'Q-SIGNED')?.action, 'annotated');
   });
 
@@ -201,7 +202,7 @@ describe('inbound', () => {
       try {
         const accepted = await sendOne(accepting.address, inbound(sent.headers, sent.body, 'Q-IN-DNS-ACC'), REMOTE_CLIENT);
         const temperror = authResults(['x-muse=temperror reason="key-lookup-failed"', 'header.from=a.test', 'policy.encrypted=yes']);
-        assert.deepEqual(accepted.eom, { modifications: [{ kind: 'insertHeader', index: 0, ...temperror }], verdict: CONTINUE, progress: 0 });
+        assert.deepEqual(accepted.eom, { modifications: [DROP_PROTECTION, { kind: 'insertHeader', index: 0, ...temperror }], verdict: CONTINUE, progress: 0 });
         assert.ok(accepted.delivered?.body.equals(sent.body), 'still encrypted, as received');
       } finally {
         await accepting.stop();

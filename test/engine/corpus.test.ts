@@ -38,6 +38,7 @@ async function roundTrip(message: RawMessage, mode: Mode, encoding: HeaderEncodi
     siteKeys: [keys.receiverSite.secret],
     senderKeys: async (domain) => (domain === 'sender.test' ? { keys: [keys.senderSite.public], dnssec: true } : null),
     authservId: 'mx.receiver.test',
+    localDomains: ['receiver.test'],
     unwrapSigned: true,
     headerEncoding: encoding,
     now: () => FIXED_NOW,
@@ -95,7 +96,7 @@ for (const encoding of ['latin1', 'utf8'] as const) {
       if (valuesOf(original.headers, 'Subject').length > 0) assert.deepEqual(new Set(valuesOf(wire.headers, 'Subject')), new Set([' [...]']), name);
       // Everything not protected and not a content field is untouched on the way.
       const untouched = (h: HeaderField) => !isContentField(h.name) && !DEFAULT_PROTECTED_FIELDS.some((p) => sameHeaderName(p, h.name)) && !sameHeaderName(h.name, 'MIME-Version');
-      assert.deepEqual(back.headers.filter(untouched).slice(1, -1), original.headers.filter(untouched), name);
+      assert.deepEqual(back.headers.filter(untouched).slice(1), original.headers.filter(untouched), name);
     }
   });
 }

@@ -51,6 +51,7 @@ async function open(wire: RawMessage) {
     siteKeys: [keys.receiverSite.secret],
     senderKeys: async () => ({ keys: [keys.senderSite.public], dnssec: true }),
     authservId: 'mx.receiver.test',
+    localDomains: ['receiver.test'],
     unwrapSigned: true,
     headerEncoding: 'latin1',
     now: () => FIXED_NOW,

@@ -110,7 +110,10 @@ const FROM_GPG: HeaderField[] = [
   { name: 'Subject', value: ' ...' },
   { name: 'MIME-Version', value: ' 1.0' },
 ];
-const ENTITY = Buffer.from('Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nVon gpg: Grüße.\r\nZweite Zeile\r\n');
+/** What a site signs: its protected header (the signed From names the author domain) and the entity. */
+const ENTITY = Buffer.from(
+  'From: Gina <gina@gpg-sender.test>\r\nTo: bob@receiver.test\r\nSubject: Von gpg\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nVon gpg: Grüße.\r\nZweite Zeile\r\n',
+);
 
 async function openFromGpg(message: RawMessage, publishedKey: 'gpg' | 'sender' = 'gpg'): Promise<InboundResult> {
   const keys = await testKeys();
@@ -121,6 +124,7 @@ async function openFromGpg(message: RawMessage, publishedKey: 'gpg' | 'sender' =
     siteKeys: [keys.receiverSite.secret],
     senderKeys: async (domain) => (domain === 'gpg-sender.test' ? { keys: [published], dnssec: false } : null),
     authservId: 'mx.receiver.test',
+    localDomains: ['receiver.test'],
     unwrapSigned: true,
     now: () => new Date(),
   });
@@ -195,5 +199,5 @@ test('gpg-made messages: a changed signed byte fails, a key the domain does not 
   assert.deepEqual([wrongKey.verdict.result, wrongKey.verdict.reason], ['fail', 'signer-not-published']);
 
   const toSomeoneElse = multipartEncrypted(await gpgArmor(['--sign', '--encrypt', '-u', 'postmaster@gpg-sender.test', '-r', 'postmaster@gpg-sender.test']));
-  assert.deepEqual(await openFromGpg(toSomeoneElse), { kind: 'unchanged', reason: 'not-for-us' });
+  assert.deepEqual(await openFromGpg(toSomeoneElse), { kind: 'unchanged', reason: 'not-for-us', headerEdits: [] });
 });

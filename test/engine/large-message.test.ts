@@ -61,6 +61,7 @@ test('24 MiB streams through encryption into a spool file and opens identically'
     siteKeys: [keys.receiverSite.secret],
     senderKeys: async () => ({ keys: [keys.senderSite.public], dnssec: true }),
     authservId: 'mx.receiver.test',
+    localDomains: ['receiver.test'],
     now: () => FIXED_NOW,
   });
   await outbound.body.dispose();

@@ -24,6 +24,7 @@ export async function openDelivered(message: Pick<DeliveredMessage, 'headers' | 
     siteKeys: [receiver.privateKey],
     senderKeys: async (domain) => (domain === sender.domain ? { keys: [sender.publicKey], dnssec: false } : null),
     authservId: receiver.domain,
+    localDomains: [receiver.domain],
     unwrapSigned: true,
     headerEncoding: 'latin1',
   });
