@@ -50,7 +50,11 @@ export interface PinStoreOptions {
   readonly writer?: PinFileWriter;
 }
 
-const fileSchema = z.object({ version: z.literal(1), pins: z.record(z.string(), pinFieldsSchema) });
+/** The version this store writes: 2 added the pinned keys' public key bytes (`publicKeys`). */
+export const PIN_FILE_VERSION = 2;
+
+/** Version 1 files (no key bytes) are read too; the next write makes them version 2. */
+const fileSchema = z.object({ version: z.union([z.literal(1), z.literal(PIN_FILE_VERSION)]), pins: z.record(z.string(), pinFieldsSchema) });
 
 /** Pins by domain, backed by a file. */
 export class PinStore implements PinKeeper {
@@ -192,7 +196,7 @@ export class PinStore implements PinKeeper {
       this.#pins.set(domain, { domain, ...pin });
       pins[domain] = pin;
     }
-    await this.#writer(this.#path, `${JSON.stringify({ version: 1, pins }, null, 2)}\n`);
+    await this.#writer(this.#path, `${JSON.stringify({ version: PIN_FILE_VERSION, pins }, null, 2)}\n`);
   }
 }
 

@@ -101,6 +101,7 @@ describe('lookup', () => {
           lastSeen: now.toISOString(),
           expiresAt: new Date(now.getTime() + 86_400_000).toISOString(),
           dnssec: false,
+          publicKeys: {},
         },
       });
       stored = await readFile(join(pinDir, PIN_FILE_NAME), 'utf8');
