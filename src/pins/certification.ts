@@ -18,19 +18,25 @@ export interface FoundKey {
 const CERTIFICATION_TYPES = new Set<number>([enums.signature.certGeneric, enums.signature.certPersona, enums.signature.certCasual, enums.signature.certPositive]);
 
 /**
- * Which of `found` (those not pinned) a pinned key certified, checked at `now`.
+ * Which of `found` a pinned key certified, checked at `now`: new keys (a rotation) and pinned keys alike (a pinned
+ * key certified by another pinned key is that key's successor, and retires it once the site stops publishing it).
  * The pinned keys' public key material comes from the pin, or from the answer for a pinned key it still
- * publishes (a pin from a version 1 store holds no key bytes).
- * @returns new key's fingerprint → the fingerprint of the pinned key that certified it
+ * publishes (a pin from a version 1 store holds no key bytes). Nothing is parsed or verified unless a key found
+ * carries a certification whose issuer is a pinned key.
+ * @returns certified key's fingerprint → the fingerprint of the pinned key that certified it
  */
 export async function certifiedByPin(pin: Pin, found: readonly FoundKey[], now: Date): Promise<Record<string, string>> {
-  const pinned = new Set(pin.fingerprints);
-  const candidates = found.filter((k) => !pinned.has(k.fingerprint));
+  // A v4 key ID is the low 64 bits of the fingerprint.
+  const pinnedIds = new Set(pin.fingerprints.map((fp) => fp.slice(-16)));
+  const candidates = found.filter((k) =>
+    k.key.users.some((user) => user.otherCertifications.some((c) => pinnedIds.has(c.issuerKeyID.toHex().toUpperCase()))),
+  );
   if (candidates.length === 0) return {};
   const certifiers = await pinnedKeys(pin, found, now);
   const result: Record<string, string> = {};
   for (const candidate of candidates) {
-    const by = await certifier(candidate.key, certifiers, now);
+    const others = certifiers.filter((k) => fingerprintOf(k) !== candidate.fingerprint);
+    const by = await certifier(candidate.key, others, now);
     if (by !== undefined) result[candidate.fingerprint] = by;
   }
   return result;
@@ -86,8 +92,8 @@ async function validCertification(user: User, certificate: SignaturePacket, key:
 
 /**
  * `lookup` with the keys a pin in force certified (`certifiedBy`), ready for `evaluatePin`. Certifications are
- * checked only when they can matter: a pin in force (`stored`, unexpired at `now`), an answer that is not
- * DNSSEC-validated (that one vouches for every key itself), and keys found that are not pinned.
+ * checked only when they can matter: a pin in force (`stored`, unexpired at `now`) and an answer that is not
+ * DNSSEC-validated (that one vouches for every key itself).
  */
 export async function withCertifications<L extends { readonly keys: readonly FoundKey[]; readonly dnssec: boolean }>(
   stored: Pin | undefined,

@@ -44,8 +44,8 @@ export interface PinInput {
   readonly maxAge: number;
   readonly dnssec: boolean;
   /**
-   * Keys found that a pinned key certified: new key's fingerprint → the certifying pinned key's fingerprint
-   * (`certifiedByPin`). Absent: none.
+   * Keys found that a pinned key certified: certified key's fingerprint → the certifying pinned key's fingerprint
+   * (`certifiedByPin`); a pinned key certified by another pinned key appears too (its successor). Absent: none.
    */
   readonly certifiedBy?: Readonly<Record<string, string>>;
 }
@@ -174,7 +174,8 @@ function siteAnswer(pin: Pin | undefined, lookup: PinInput, current: readonly st
 function strengthen(pin: Pin, lookup: PinInput, vouched: readonly string[], now: Date): PinUpdate | undefined {
   if (lookup.policy === null) return undefined;
   const published = new Set(lookup.keys.map((k) => k.fingerprint));
-  const handedOver = new Set(vouched.map((fp) => lookup.certifiedBy?.[fp]));
+  const accepted = [...lookup.keys.map((k) => k.fingerprint).filter((fp) => pin.fingerprints.includes(fp)), ...vouched];
+  const handedOver = new Set(accepted.map((fp) => lookup.certifiedBy?.[fp]));
   const kept = pin.fingerprints.filter((fp) => published.has(fp) || !handedOver.has(fp));
   const fingerprints = [...new Set([...kept, ...vouched])].sort();
   const extended = lookup.maxAge === 0 ? 0 : now.getTime() + lookup.maxAge * 1000;

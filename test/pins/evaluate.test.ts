@@ -137,6 +137,13 @@ describe('evaluatePin', () => {
     assert.equal(result.update.kind === 'set' && result.update.pin.fingerprints.join(), [B, C].join(), 'C, not handed over, stays pinned');
   });
 
+  it('retires a pinned key once a pinned key it certified stands alone', () => {
+    const result = evaluatePin(pin([A, B]), lookup([B], { certifiedBy: { [B]: A } }), NOW);
+    assert.equal(result.state, 'ok');
+    assert.deepEqual(result.encryptTo, [B]);
+    assert.equal(result.update.kind === 'set' && result.update.pin.fingerprints.join(), B);
+  });
+
   it('encrypts to pinned and certified keys only when an unvouched key is published too', () => {
     const result = evaluatePin(pin([A]), lookup([A, B, C], { certifiedBy: { [B]: A } }), NOW);
     assert.equal(result.state, 'key-rotation');
