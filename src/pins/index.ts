@@ -15,3 +15,4 @@ export {
   type PinStoreOptions,
 } from './store.ts';
 export { certifiedByPin, withCertifications, type FoundKey } from './certification.ts';
+export { PIN_OWNER_FILE_NAME, claimPinDirectory, pinDirectoryOwner } from './owner.ts';
