@@ -8,12 +8,14 @@ import { checkConfigVerb } from './verbs/check-config.ts';
 import { dnsRecordVerb } from './verbs/dns-record.ts';
 import { genkeyVerb } from './verbs/genkey.ts';
 import { lookupVerb } from './verbs/lookup.ts';
+import { pinsVerb } from './verbs/pins.ts';
+import { rotateVerb } from './verbs/rotate.ts';
 import { runVerb } from './verbs/run.ts';
 import { testkeyVerb } from './verbs/testkey.ts';
 import { EXIT, UsageError, type CliIo, type Verb } from './verb.ts';
 
 /** Every verb, in the order help lists them. */
-export const VERBS: readonly Verb[] = [runVerb, checkConfigVerb, genkeyVerb, dnsRecordVerb, testkeyVerb, lookupVerb];
+export const VERBS: readonly Verb[] = [runVerb, checkConfigVerb, genkeyVerb, rotateVerb, dnsRecordVerb, testkeyVerb, lookupVerb, pinsVerb];
 
 const PROGRAM = 'muse-milter';
 

@@ -5,7 +5,7 @@
 import type { PublicKey } from 'openpgp';
 import { DnsError, type DnsErrorCode } from '../dns/index.ts';
 import { KeyError, type SiteKeyFinder, type SiteKeyLookup } from '../keys/index.ts';
-import { evaluatePin, type PinEvaluation, type PinKeeper } from '../pins/index.ts';
+import { evaluatePin, withCertifications, type PinEvaluation, type PinKeeper } from '../pins/index.ts';
 import { domainOutlook, type DomainOutlook } from '../policy/domain-outlook.ts';
 import type { SenderKeys } from '../engine/index.ts';
 import type { DomainFacts } from './recipient-policy.ts';
@@ -65,8 +65,10 @@ export class KeyService {
   async domainKeys(domain: string): Promise<DomainKeys> {
     const started = performance.now();
     const now = this.now();
-    const lookup = await findOrKeyless(this.finder, domain, now);
-    const stored = this.pins?.get(lookup.domain);
+    const found = await findOrKeyless(this.finder, domain, now);
+    const stored = this.pins?.get(found.domain);
+    // Keys a pinned key certified count as the site's own word, even without DNSSEC (pins/certification.ts).
+    const lookup = await withCertifications(stored, found, now);
     const pin = this.pins === undefined ? evaluatePin(undefined, { ...lookup, policy: null }, now) : evaluatePin(stored, lookup, now);
     if (this.pins !== undefined && pin.update.kind !== 'keep') {
       // The pin holds in this process at once; the message waits until it is durable. A pin write that fails must

@@ -10,7 +10,7 @@
  */
 import { z } from 'zod';
 import { MAX_AGE_LIMIT, MAX_RECORDS_PER_TYPE, SITE_POLICIES } from '../keys/index.ts';
-import { domainSchema, fingerprintSchema, isoDateSchema, pinSchema, PinStoreError, type Pin, type PinInput } from '../pins/index.ts';
+import { domainSchema, fingerprintSchema, isoDateSchema, keyBytesSchema, pinSchema, PinStoreError, type Pin, type PinInput } from '../pins/index.ts';
 
 /** The mark of a pin relay message. */
 export const PIN_RELAY_TAG = 'pins';
@@ -59,10 +59,12 @@ const requestId = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 const lookupSchema = z.strictObject({
   domain: domainSchema,
   status: z.enum(['found', 'none', 'temporary-failure']),
-  fingerprints: z.array(fingerprintSchema).max(3 * MAX_RECORDS_PER_TYPE),
+  keys: z.array(z.strictObject({ fingerprint: fingerprintSchema, bytes: keyBytesSchema.optional() })).max(3 * MAX_RECORDS_PER_TYPE),
   policy: z.enum(SITE_POLICIES).nullable(),
   maxAge: z.number().int().min(0).max(MAX_AGE_LIMIT),
   dnssec: z.boolean(),
+  /** Keys a pinned key certified, as the worker checked them: the primary trusts its own workers' checks. */
+  certifiedBy: z.record(fingerprintSchema, fingerprintSchema).optional(),
 });
 
 const errorSchema = z.strictObject({ code: z.enum([...STORE_CODES, ...RELAY_CODES]), message: z.string().max(4096) });
@@ -131,16 +133,23 @@ export function lookupToWire(lookup: PinInput): WireLookup {
   return {
     domain: lookup.domain,
     status: lookup.status,
-    fingerprints: lookup.keys.map((key) => key.fingerprint),
+    keys: lookup.keys.map((key) => ({
+      fingerprint: key.fingerprint,
+      ...(key.bytes === undefined ? {} : { bytes: Buffer.from(key.bytes).toString('base64') }),
+    })),
     policy: lookup.policy,
     maxAge: lookup.maxAge,
     dnssec: lookup.dnssec,
+    ...(lookup.certifiedBy === undefined ? {} : { certifiedBy: { ...lookup.certifiedBy } }),
   };
 }
 
 /** The evaluation's input back from a `learn` message. */
 export function lookupFromWire(lookup: WireLookup): PinInput {
-  return { ...lookup, keys: lookup.fingerprints.map((fingerprint) => ({ fingerprint })) };
+  return {
+    ...lookup,
+    keys: lookup.keys.map((key) => (key.bytes === undefined ? { fingerprint: key.fingerprint } : { fingerprint: key.fingerprint, bytes: Buffer.from(key.bytes, 'base64') })),
+  };
 }
 
 /** A failure for a `done` message: store and relay errors keep their code; anything else is an I/O failure. */
@@ -163,5 +172,5 @@ export function errorFromWire(error: WireError): PinStoreError | PinRelayError {
 
 /** A pin as it travels (the same fields as in memory). */
 export function pinToWire(pin: Pin): z.infer<typeof pinSchema> {
-  return { ...pin, fingerprints: [...pin.fingerprints] };
+  return { ...pin, fingerprints: [...pin.fingerprints], publicKeys: { ...pin.publicKeys } };
 }

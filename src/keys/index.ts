@@ -48,5 +48,6 @@ export {
 export { formatZoneRecords, siteKeyZoneRecords, type ZoneRecordOptions, type ZoneRecords } from './zone-lines.ts';
 export { generateSiteKey } from './generate.ts';
 export { provisionSiteKey, type ProvisionedSiteKey } from './provision.ts';
+export { certifySuccessor, rotateSiteKey, type RotatedSiteKey } from './rotate.ts';
 export { PRIVATE_KEY_MODE, readKeyFile, siteKeyPaths, writeSiteKeyFiles, type KeyFile, type SiteKeyFileContents, type SiteKeyPaths } from './key-files.ts';
 export { loadSitePrivateKey, type LocalSiteKey, type PermissionPolicy } from './private-key.ts';

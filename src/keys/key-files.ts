@@ -25,13 +25,16 @@ export interface SiteKeyPaths {
   readonly zone: string;
 }
 
-/** The files of `domain` in `dir`. */
-export function siteKeyPaths(dir: string, domain: string): SiteKeyPaths {
-  const site = normaliseDomain(domain);
+/**
+ * The files of `domain` in `dir`. A `tag` (a rotation's new key ID) names a further key of the site, whose files
+ * sit next to the current ones: `<domain>.<tag>.private.asc` and so on.
+ */
+export function siteKeyPaths(dir: string, domain: string, tag?: string): SiteKeyPaths {
+  const stem = tag === undefined ? normaliseDomain(domain) : `${normaliseDomain(domain)}.${tag}`;
   return {
-    privateKey: join(dir, `${site}.private.asc`),
-    publicKey: join(dir, `${site}.public.asc`),
-    zone: join(dir, `${site}.zone`),
+    privateKey: join(dir, `${stem}.private.asc`),
+    publicKey: join(dir, `${stem}.public.asc`),
+    zone: join(dir, `${stem}.zone`),
   };
 }
 
@@ -43,7 +46,7 @@ export interface SiteKeyFileContents {
 }
 
 /**
- * Writes a site's files into `dir` (created mode 0700 when missing). The private key is created with mode 0600
+ * Writes a site's files into `dir` (created mode 0700 when missing), named with `tag` when given. The private key is created with mode 0600
  * and set to it even when an existing file is overwritten; every file is flushed to disk before returning.
  * @throws KeyError `KEY_FILE_EXISTS` when a file exists and `overwrite` is false (nothing is written then)
  */
@@ -52,8 +55,9 @@ export async function writeSiteKeyFiles(
   domain: string,
   contents: SiteKeyFileContents,
   overwrite: boolean,
+  tag?: string,
 ): Promise<SiteKeyPaths> {
-  const paths = siteKeyPaths(dir, domain);
+  const paths = siteKeyPaths(dir, domain, tag);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   if (!overwrite) {
     for (const path of Object.values(paths)) {

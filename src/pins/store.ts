@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { Pin, PinInput, PinUpdate } from './evaluate.ts';
 import type { PinKeeper } from './keeper.ts';
+import { claimPinDirectory } from './owner.ts';
 import { pinFieldsSchema } from './pin-schema.ts';
 
 /** Name of the store file inside the pin directory. */
@@ -50,7 +51,11 @@ export interface PinStoreOptions {
   readonly writer?: PinFileWriter;
 }
 
-const fileSchema = z.object({ version: z.literal(1), pins: z.record(z.string(), pinFieldsSchema) });
+/** The version this store writes: 2 added the pinned keys' public key bytes (`publicKeys`). */
+export const PIN_FILE_VERSION = 2;
+
+/** Version 1 files (no key bytes) are read too; the next write makes them version 2. */
+const fileSchema = z.object({ version: z.union([z.literal(1), z.literal(PIN_FILE_VERSION)]), pins: z.record(z.string(), pinFieldsSchema) });
 
 /** Pins by domain, backed by a file. */
 export class PinStore implements PinKeeper {
@@ -192,18 +197,21 @@ export class PinStore implements PinKeeper {
       this.#pins.set(domain, { domain, ...pin });
       pins[domain] = pin;
     }
-    await this.#writer(this.#path, `${JSON.stringify({ version: 1, pins }, null, 2)}\n`);
+    await this.#writer(this.#path, `${JSON.stringify({ version: PIN_FILE_VERSION, pins }, null, 2)}\n`);
   }
 }
 
 /**
- * Opens the store in `dir`, creating the directory (mode 0700) first, so that a location the daemon cannot use
- * stops it at start-up instead of failing at the first pin.
- * @throws PinStoreError as {@link PinStore.open}; the error of `mkdir` when the directory cannot be created
+ * Opens the store in `dir` as its writer: creates the directory (mode 0700) first, so that a location the daemon
+ * cannot use stops it at start-up instead of failing at the first pin, and records this process as the store's
+ * writer (owner.ts), so operator tools do not change the file under it.
+ * @throws PinStoreError as {@link PinStore.open}; the error of `mkdir` or of the owner file's write
  */
 export async function openPinDirectory(dir: string, options: PinStoreOptions = {}): Promise<PinStore> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  return PinStore.open(dir, options);
+  const store = await PinStore.open(dir, options);
+  await claimPinDirectory(dir);
+  return store;
 }
 
 /** The default {@link PinFileWriter}: replaces `path` with `text`, atomically and durably, mode 0600. */

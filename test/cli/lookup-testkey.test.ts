@@ -101,6 +101,7 @@ describe('lookup', () => {
           lastSeen: now.toISOString(),
           expiresAt: new Date(now.getTime() + 86_400_000).toISOString(),
           dnssec: false,
+          publicKeys: { [siteKey.fingerprint]: Buffer.from(siteKey.bytes).toString('base64') },
         },
       });
       stored = await readFile(join(pinDir, PIN_FILE_NAME), 'utf8');

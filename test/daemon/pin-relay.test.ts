@@ -331,10 +331,10 @@ describe('pin relay: what goes wrong', () => {
     const s = await setup({ gated: false });
     const link = s.link(4);
     await link.relay.open(s.dir);
-    const wire = { domain: 'x.test', status: 'found', fingerprints: [KEY_A], policy: 'opportunistic', maxAge: DAY, dnssec: false };
+    const wire = { domain: 'x.test', status: 'found', keys: [{ fingerprint: KEY_A }], policy: 'opportunistic', maxAge: DAY, dnssec: false };
     for (const raw of [
       { muse: 'pins', op: 'learn', id: 7, at: 'yesterday', lookup: wire },
-      { muse: 'pins', op: 'learn', id: 8, at: AT.toISOString(), lookup: { ...wire, fingerprints: ['zz'] } },
+      { muse: 'pins', op: 'learn', id: 8, at: AT.toISOString(), lookup: { ...wire, keys: [{ fingerprint: 'zz' }] } },
       { muse: 'pins', op: 'explode' },
       { muse: 'pins', op: 'open', id: -1, directory: s.dir },
     ]) {
@@ -347,7 +347,7 @@ describe('pin relay: what goes wrong', () => {
       s.primaryLog.map((l) => [l.level, l.message, l.worker, l.problem]),
       [
         ['warn', 'pin relay: malformed message ignored', 4, 'at: not a date'],
-        ['warn', 'pin relay: malformed message ignored', 4, 'lookup.fingerprints.0: Invalid string: must match pattern /^[0-9A-F]{40}$/'],
+        ['warn', 'pin relay: malformed message ignored', 4, 'lookup.keys.0.fingerprint: Invalid string: must match pattern /^[0-9A-F]{40}$/'],
         ['warn', 'pin relay: malformed message ignored', 4, "op: Invalid discriminator value. Expected 'open' | 'learn'"],
         ['warn', 'pin relay: malformed message ignored', 4, 'id: Too small: expected number to be >=1'],
       ],

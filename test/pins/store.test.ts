@@ -30,6 +30,7 @@ function pin(domain: string, fingerprint = 'A'.repeat(40), expiresAt = FUTURE): 
     lastSeen: '2026-01-02T00:00:00.000Z',
     expiresAt,
     dnssec: true,
+    publicKeys: {},
   };
 }
 
@@ -44,7 +45,7 @@ describe('PinStore', () => {
     const reopened = await PinStore.open(dir);
     assert.deepEqual(reopened.get('example.test'), pin('example.test'));
     const json = JSON.parse(await readFile(join(dir, PIN_FILE_NAME), 'utf8'));
-    assert.equal(json.version, 1);
+    assert.equal(json.version, 2);
     assert.deepEqual(Object.keys(json.pins), ['example.test']);
     assert.equal(json.pins['example.test'].domain, undefined, 'the domain is the key, not repeated');
   });
@@ -84,10 +85,23 @@ describe('PinStore', () => {
 
   it('refuses a corrupt or foreign file instead of forgetting the pins', async () => {
     const dir = await tempDir();
-    for (const content of ['{', '[]', '{"version":2,"pins":{}}', JSON.stringify({ version: 1, pins: { 'x.test': { ...pin('x.test'), fingerprints: ['zz'] } } })]) {
+    for (const content of ['{', '[]', '{"version":3,"pins":{}}', JSON.stringify({ version: 2, pins: { 'x.test': { ...pin('x.test'), publicKeys: { ['B'.repeat(40)]: 'AAAA' } } } }), JSON.stringify({ version: 1, pins: { 'x.test': { ...pin('x.test'), fingerprints: ['zz'] } } })]) {
       await writeFile(join(dir, PIN_FILE_NAME), content);
       await assert.rejects(PinStore.open(dir), (e: unknown) => e instanceof PinStoreError && e.code === 'PIN_STORE_CORRUPT');
     }
+  });
+
+  it('reads a version 1 file (no key bytes) and writes it back as version 2 with the key bytes it learns', async () => {
+    const dir = await tempDir();
+    const { domain: _domain, publicKeys: _keys, ...v1 } = pin('v1.test');
+    await writeFile(join(dir, PIN_FILE_NAME), JSON.stringify({ version: 1, pins: { 'v1.test': v1 } }));
+    const store = await PinStore.open(dir);
+    assert.deepEqual(store.get('v1.test'), pin('v1.test'));
+    await store.apply('v1.test', { kind: 'set', pin: { ...pin('v1.test'), publicKeys: { ['A'.repeat(40)]: 'mDMEZg==' } } });
+    const json = JSON.parse(await readFile(join(dir, PIN_FILE_NAME), 'utf8'));
+    assert.equal(json.version, 2);
+    assert.deepEqual(json.pins['v1.test'].publicKeys, { ['A'.repeat(40)]: 'mDMEZg==' });
+    assert.deepEqual((await PinStore.open(dir)).get('v1.test')?.publicKeys, { ['A'.repeat(40)]: 'mDMEZg==' });
   });
 
   it('reports an unwritable location as PIN_STORE_IO', async () => {

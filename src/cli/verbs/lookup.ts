@@ -3,7 +3,7 @@
  * message to it. Read-only: the pin store is not changed.
  */
 import { domainOfAddressOrDomain, lookupSiteKeys } from '../../keys/index.ts';
-import { evaluatePin, PinStore, type PinEvaluation } from '../../pins/index.ts';
+import { evaluatePin, PinStore, withCertifications, type PinEvaluation } from '../../pins/index.ts';
 import { domainOutlook } from '../../policy/domain-outlook.ts';
 import { COMMON_OPTIONS, pinDirOption, resolverOption, siteOrUsage, stringOption } from '../options.ts';
 import { formatKey, formatRejected, formatSource, line, lookupToJson } from '../report.ts';
@@ -30,7 +30,7 @@ export const lookupVerb: Verb = {
     const store = await PinStore.open(pinDirOption(args));
     const now = new Date();
     const lookup = await lookupSiteKeys(domain, { resolver, now });
-    const pin = evaluatePin(store.get(domain), lookup, now);
+    const pin = evaluatePin(store.get(domain), await withCertifications(store.get(domain), lookup, now), now);
     const outlook = domainOutlook({ lookup, pin });
     if (args.values.json === true) {
       io.stdout(`${JSON.stringify({ lookup: lookupToJson(lookup), pin, outlook }, null, 2)}\n`);

@@ -1,0 +1,68 @@
+/**
+ * A recipient site whose DNS answers an attacker controls, and a sender's outbound decision for it: the real key
+ * lookup against a fake DNS server, the sender's pin store, the daemon's KeyService and recipient policy.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { PrivateKey } from 'openpgp';
+import { KeyService } from '../../../src/daemon/key-service.ts';
+import { decideRecipient, type RecipientDecision } from '../../../src/daemon/recipient-policy.ts';
+import { createResolver, RR_TYPE } from '../../../src/dns/index.ts';
+import { buildSiteTxt, createSiteKeyFinder, splitCharacterStrings, type SitePolicy } from '../../../src/keys/index.ts';
+import { PinStore } from '../../../src/pins/index.ts';
+import { startFakeDns, zoneHandler, type FakeDnsServer, type FakeRecord } from '../../support/dns-servers.ts';
+
+/** The recipient site of the attack tests. */
+export const PARTNER = 'partner.test';
+
+/** The TXT record publishing `key` for {@link PARTNER}. */
+export function txt(key: PrivateKey, policy: SitePolicy, maxAge: number): FakeRecord {
+  return { name: `_muse.${PARTNER}`, type: RR_TYPE.TXT, ttl: 0, data: splitCharacterStrings(buildSiteTxt({ policy, maxAge, key: key.toPublic().write() })) };
+}
+
+/** The fingerprint of a key, as pins and decisions name it. */
+export function fp(key: PrivateKey): string {
+  return key.getFingerprint().toUpperCase();
+}
+
+/** A sender with a pin store, and the DNS its lookups reach. */
+export interface Sender {
+  /** What the DNS serves from now on, and whether it sets AD (as a validating loopback resolver does). */
+  serve(records: readonly FakeRecord[], options?: { ad?: boolean }): void;
+  /** The decision for a message to {@link PARTNER} now, after a fresh lookup (no cache from earlier steps). */
+  send(): Promise<RecipientDecision>;
+  readonly store: () => Promise<PinStore>;
+  close(): Promise<void>;
+}
+
+/** Starts the fake DNS and a sender whose pin store lives in a new directory. */
+export async function startSender(): Promise<Sender> {
+  let handler = zoneHandler([]);
+  const dns: FakeDnsServer = await startFakeDns((query, via) => handler(query, via));
+  const dir = await mkdtemp(join(tmpdir(), 'muse-pin-attack-'));
+  const pins = await PinStore.open(dir);
+  return {
+    serve(records, options = {}) {
+      handler = zoneHandler(records, { ad: options.ad ?? false, negativeTtl: 0 });
+    },
+    async send() {
+      // A new resolver per message: each step sees the answer served now, as after the TTL has run out.
+      const service = new KeyService(createSiteKeyFinder(createResolver({ servers: [dns.address] })), pins);
+      const { facts } = await service.domainKeys(PARTNER);
+      await pins.flushed();
+      return decideRecipient(PARTNER, facts, {
+        policyFor: () => 'dns',
+        isLocal: () => false,
+        requireDnssec: false,
+        signCleartext: true,
+        actions: { dnsError: 'tempfail', noKeyRequired: 'tempfail' },
+      });
+    },
+    store: () => PinStore.open(dir),
+    async close() {
+      await dns.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
