@@ -100,13 +100,15 @@ export class KeyService {
    */
   async senderKeys(domain: string): Promise<SenderKeys | null> {
     const now = this.now();
-    const lookup = await findOrKeyless(this.finder, domain, now);
+    const found = await findOrKeyless(this.finder, domain, now);
+    const stored = this.pins?.get(found.domain);
+    const lookup = await withCertifications(stored, found, now);
     if (lookup.status === 'temporary-failure') {
       const code = (lookup.error?.code ?? 'DNS_TIMEOUT') as DnsErrorCode;
       throw new DnsError(code, `key lookup for ${lookup.domain} failed: ${lookup.error?.message ?? 'no answer'}`);
     }
     if (lookup.status !== 'found') return null;
-    const vouched = new Set(this.pins === undefined ? lookup.keys.map((k) => k.fingerprint) : evaluatePin(this.pins.get(lookup.domain), lookup, now).encryptTo);
+    const vouched = new Set(this.pins === undefined ? lookup.keys.map((k) => k.fingerprint) : evaluatePin(stored, lookup, now).encryptTo);
     const keys = lookup.keys.filter((k) => vouched.has(k.fingerprint)).map((k) => k.key as PublicKey);
     const unvouched = lookup.keys.filter((k) => !vouched.has(k.fingerprint)).map((k) => k.key as PublicKey);
     return { keys, unvouched, dnssec: lookup.dnssec };
