@@ -7,14 +7,7 @@
 import type { PrivateKey, PublicKey, SessionKey } from 'openpgp';
 import { isValidBoundary, randomBoundary, type BoundaryGenerator } from '../mime/boundary.ts';
 import { canonicalizeChunks, toCrlf } from '../mime/crlf.ts';
-import {
-  encryptionFromHeaders,
-  INLINE_PROBE_BYTES,
-  isInlinePgpMessage,
-  mayBeInlinePgp,
-  opensInlinePgp,
-  type ExistingEncryption,
-} from '../mime/encryption-detector.ts';
+import { claimedEncryption, INLINE_PROBE_BYTES, isEncrypted, opensInlinePgp, type ExistingEncryption } from '../mime/encryption-detector.ts';
 import { MimeError } from '../mime/errors.ts';
 import {
   fieldsNamed,
@@ -157,14 +150,12 @@ export async function protectOutbound(options: OutboundOptions): Promise<Outboun
   };
   const headerBytes = headerByteLength(ctx.headers, ctx.encoding);
   if (headerBytes > ctx.limits.maxHeaderBytes) return limitExceeded('header-bytes', ctx.limits.maxHeaderBytes);
-  const existing = encryptionFromHeaders(ctx.headers);
-  if (existing !== null) return { kind: 'unchanged', reason: 'already-encrypted', format: existing };
 
   const state: BodyState = { exceeded: false, readFailed: false };
   try {
     const body = canonicalizeChunks(readBody(options.body, ctx.limits.maxMessageBytes - headerBytes, state));
-    const probed = await probeInlinePgp(ctx.headers, body);
-    if (probed === 'inline') return { kind: 'unchanged', reason: 'already-encrypted', format: 'pgp-inline' };
+    const probed = await probeExisting(ctx.headers, body);
+    if (typeof probed === 'string') return { kind: 'unchanged', reason: 'already-encrypted', format: probed };
     return ctx.recipientKeys.length > 0 ? await encryptPath(ctx, probed) : await signPath(ctx, probed);
   } catch (error) {
     return classifyFailure(error, state, ctx.limits, ctx.recipientKeys.length > 0 ? 'ENCRYPT_FAILED' : 'SIGN_FAILED');
@@ -187,15 +178,23 @@ function classifyFailure(error: unknown, state: BodyState, limits: Limits, fallb
 }
 
 /**
- * Reads just enough of a plain-text body to rule out inline OpenPGP; only a body that opens with
- * an armored message is read whole to confirm. Returns `inline` or the (re-assembled) chunks.
+ * Checks a message whose header fields claim existing encryption against its body: returns the
+ * format when the body bears the claim out, else the body again (re-assembled) to be protected
+ * like any other. A plain-text body is read only as far as needed to rule out inline OpenPGP;
+ * only a body that opens with an armored message, or one labelled PGP/MIME or S/MIME, is read
+ * whole, into one buffer that then also feeds the protection.
  */
-async function probeInlinePgp(headers: readonly HeaderField[], body: AsyncGenerator<Buffer>): Promise<'inline' | AsyncGenerator<Buffer>> {
-  if (!mayBeInlinePgp(headers)) return body;
-  const probe = await readAhead(body, INLINE_PROBE_BYTES);
-  if (!opensInlinePgp(Buffer.concat(probe.head))) return prepend(probe.head, body);
-  const whole = await collect(prepend(probe.head, body));
-  return isInlinePgpMessage(whole) ? 'inline' : prepend([whole], body);
+async function probeExisting(headers: readonly HeaderField[], body: AsyncGenerator<Buffer>): Promise<ExistingEncryption | AsyncGenerator<Buffer>> {
+  const claim = claimedEncryption(headers);
+  if (claim === null) return body;
+  let head: Buffer[] = [];
+  if (claim === 'pgp-inline') {
+    const probe = await readAhead(body, INLINE_PROBE_BYTES);
+    if (!opensInlinePgp(Buffer.concat(probe.head))) return prepend(probe.head, body);
+    head = probe.head;
+  }
+  const whole = await collect(prepend(head, body));
+  return isEncrypted(claim, headers, whole) ? claim : prepend([whole], body);
 }
 
 /**

@@ -244,6 +244,23 @@ function* lines(buf: Buffer): Generator<[number, number]> {
  * block. Throws {@link PgpError} `ARMOR_INVALID` on anything else.
  */
 export function dearmor(type: ArmorType, armored: Uint8Array): Buffer {
+  const pieces = [...dearmorPieces(type, armored)];
+  return pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces);
+}
+
+/**
+ * Base64 characters decoded per step by {@link dearmorPieces}: whole quanta (a multiple of 4), so
+ * each step decodes on its own; large enough that the per-call cost does not matter.
+ */
+const DECODE_BATCH = 256 * 1024;
+
+/**
+ * Decodes one armored block of `type` piece by piece, with the rules of {@link dearmor}. Memory
+ * stays at one batch whatever the size, so a caller that only walks the data (and may stop early)
+ * never holds a decoded copy. The pieces are only trustworthy once the generator has finished:
+ * a damaged line or a checksum mismatch further on throws {@link PgpError} `ARMOR_INVALID` then.
+ */
+export function* dearmorPieces(type: ArmorType, armored: Uint8Array): Generator<Buffer> {
   const buf = Buffer.from(armored.buffer, armored.byteOffset, armored.byteLength);
   const invalid = (why: string): PgpError => new PgpError('ARMOR_INVALID', `armored ${type.toLowerCase()}: ${why}`);
   const text = ([start, end]: [number, number]): string => buf.toString('latin1', start, end);
@@ -255,13 +272,14 @@ export function dearmor(type: ArmorType, armored: Uint8Array): Buffer {
     if (!ARMOR_HEADER.test(text(line.value))) throw invalid('malformed armor header');
   }
   if (line.done === true) throw invalid('no blank line after the armor headers');
-  const encoded = Buffer.allocUnsafe(buf.length);
-  let length = 0;
+  const batch = Buffer.allocUnsafe(Math.min(DECODE_BATCH, Math.ceil(buf.length / 4) * 4));
+  let filled = 0;
+  const crc = new Crc24();
   let padded = false;
   let checksum: string | null = null;
   for (line = iterator.next(); ; line = iterator.next()) {
     if (line.done === true) throw invalid('no END line');
-    const [start, end] = line.value;
+    let [start, end] = line.value;
     if (buf[start] === 0x2d && text(line.value) === `-----END PGP ${type}-----`) break;
     if (checksum !== null) throw invalid('data after the checksum line');
     if (buf[start] === PAD) {
@@ -275,18 +293,27 @@ export function dearmor(type: ArmorType, armored: Uint8Array): Buffer {
       if (c === PAD) padded = true;
       else if (padded || BASE64_CHAR[c] !== 1) throw invalid('invalid character in the base64 data');
     }
-    length += buf.copy(encoded, length, start, end);
+    while (start < end) {
+      // A full batch is decoded only when more characters follow, so the last quantum, where
+      // padding may be, always reaches the canonical check below.
+      if (filled === batch.length) {
+        const piece = Buffer.from(batch.toString('latin1', 0, filled), 'base64');
+        crc.update(piece);
+        yield piece;
+        filled = 0;
+      }
+      const copied = buf.copy(batch, filled, start, Math.min(end, start + batch.length - filled));
+      filled += copied;
+      start += copied;
+    }
   }
   for (line = iterator.next(); line.done !== true; line = iterator.next()) {
     if (!isBlank(text(line.value))) throw invalid('text after the END line');
   }
-  const bytes = decodeCanonical(encoded.subarray(0, length), invalid);
-  if (checksum !== null) {
-    const crc = new Crc24();
-    crc.update(bytes);
-    if (crc.toBase64() !== checksum) throw invalid('checksum mismatch');
-  }
-  return bytes;
+  const last = decodeCanonical(batch.subarray(0, filled), invalid);
+  crc.update(last);
+  if (checksum !== null && crc.toBase64() !== checksum) throw invalid('checksum mismatch');
+  yield last;
 }
 
 /**

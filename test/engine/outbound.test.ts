@@ -11,6 +11,7 @@ import type { HeaderField } from '../../src/mime/header-fields.ts';
 import { readPgpMime } from '../../src/mime/pgp-mime-read.ts';
 import { decryptMessage, readEncrypted } from '../../src/pgp/decrypt.ts';
 import { readDetachedSignature, verifyDetached } from '../../src/pgp/detached.ts';
+import { cmsSamples, PGP_MIME_TYPE, pgpMimeBody, pgpSamples, PLAIN_TEXT, smimeBody } from '../support/encrypted-mail.ts';
 import { countingBoundary, FIXED_NOW, testKeys } from './fixtures.ts';
 
 const HEADERS: HeaderField[] = [
@@ -129,20 +130,49 @@ test('streamed input in odd chunks gives the same inner entity as a whole buffer
   assert.equal(await innerPlaintext(streamed), await innerPlaintext(await protect({ body })));
 });
 
-test('already encrypted mail is recognised and left alone', async () => {
+test('already encrypted mail is recognised by its content and left alone', async () => {
+  const pgp = await pgpSamples();
+  const cms = await cmsSamples();
+  const type = (value: string, encoding?: string): HeaderField[] => [
+    ...HEADERS.slice(0, 7),
+    { name: 'Content-Type', value: ' ' + value },
+    ...(encoding === undefined ? [] : [{ name: 'Content-Transfer-Encoding', value: ' ' + encoding }]),
+  ];
+  const unchanged = (format: string) => ({ kind: 'unchanged', reason: 'already-encrypted', format });
+  assert.deepEqual(await protect({ headers: type(PGP_MIME_TYPE.trim()), body: pgpMimeBody(pgp.encrypted) }), unchanged('pgp-mime'));
+  assert.deepEqual(await protect({ headers: type('application/pkcs7-mime; smime-type=enveloped-data', 'base64'), body: smimeBody(cms.enveloped) }), unchanged('smime'));
+  const inline = Buffer.concat([Buffer.from('\r\n'), pgp.encrypted]);
+  assert.deepEqual(await protect({ headers: type('text/plain'), body: inline }), unchanged('pgp-inline'));
+  // Streamed in small chunks the verdict is the same.
+  const chunks = (async function* () {
+    for (let at = 0; at < inline.length; at += 100) yield inline.subarray(at, at + 100);
+  })();
+  assert.deepEqual(await protect({ headers: type('text/plain'), body: chunks }), unchanged('pgp-inline'));
+});
+
+test('mail only labelled encrypted is protected, its body wrapped byte for byte', async () => {
+  const pgp = await pgpSamples();
   const type = (value: string): HeaderField[] => [...HEADERS.slice(0, 7), { name: 'Content-Type', value: ' ' + value }];
-  assert.deepEqual(await protect({ headers: type('multipart/encrypted; protocol="application/pgp-encrypted"; boundary=x') }), {
-    kind: 'unchanged',
-    reason: 'already-encrypted',
-    format: 'pgp-mime',
-  });
-  assert.deepEqual(await protect({ headers: type('application/pkcs7-mime; smime-type=enveloped-data') }), { kind: 'unchanged', reason: 'already-encrypted', format: 'smime' });
-  const armored = Buffer.from(`\r\n-----BEGIN PGP MESSAGE-----\r\n\r\n${'QUFB'.repeat(400)}\r\n-----END PGP MESSAGE-----\r\n`);
-  assert.deepEqual(await protect({ headers: type('text/plain'), body: armored }), { kind: 'unchanged', reason: 'already-encrypted', format: 'pgp-inline' });
-  const quoting = Buffer.concat([armored, Buffer.from('> and some more text\r\n')]);
-  const wrapped = await protect({ headers: type('text/plain'), body: quoting });
-  assert.equal(wrapped.kind, 'protected');
-  assert.ok((await innerPlaintext(wrapped)).endsWith(quoting.toString('latin1')));
+  const cases: [HeaderField[], Buffer][] = [
+    [type(PGP_MIME_TYPE.trim()), pgpMimeBody(PLAIN_TEXT)],
+    [type(PGP_MIME_TYPE.trim()), pgpMimeBody(pgp.signedOnly)],
+    [type('application/pkcs7-mime; smime-type=enveloped-data'), PLAIN_TEXT],
+    [type('application/pgp-encrypted'), pgp.encrypted],
+    [type('text/plain'), Buffer.concat([pgp.encrypted, Buffer.from('> and some more text\r\n')])],
+    [type('text/plain'), pgp.compressedOnly],
+  ];
+  for (const [headers, body] of cases) {
+    const wrapped = await protect({ headers, body });
+    assert.equal(wrapped.kind, 'protected');
+    assert.ok((await innerPlaintext(wrapped)).endsWith('\r\n\r\n' + body.toString('latin1')));
+  }
+  // Large and streamed: the body read whole for the check is the body encrypted.
+  const big = pgpMimeBody(Buffer.concat([pgp.signedOnly, Buffer.alloc(3 * 1024 * 1024, 0x61)]));
+  const streamed = (async function* () {
+    for (let at = 0; at < big.length; at += 65536) yield big.subarray(at, at + 65536);
+  })();
+  const result = await protect({ headers: type(PGP_MIME_TYPE.trim()), body: streamed });
+  assert.ok((await innerPlaintext(result)).endsWith('\r\n\r\n' + big.toString('latin1')));
 });
 
 test('limits yield typed results', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { armor as libraryArmor, enums } from 'openpgp';
-import { armorBytes, armorChunks, dearmor, type ArmorType } from '../../src/pgp/armor.ts';
+import { armorBytes, armorChunks, dearmor, dearmorPieces, type ArmorType } from '../../src/pgp/armor.ts';
 import { PgpError } from '../../src/pgp/errors.ts';
 
 async function armorOf(chunks: Uint8Array[], type: ArmorType = 'MESSAGE'): Promise<Buffer> {
@@ -169,4 +169,24 @@ test('changing any single character of the armor never decodes to the same bytes
       assert.ok(i >= armored.length - 2 || !decoded.equals(Buffer.from(data)), `position ${i}`);
     }
   }
+});
+
+test('a large block is decoded in bounded pieces that join to the data', () => {
+  const data = noise(1024 * 1024 + 1, 7);
+  const pieces = [...dearmorPieces('MESSAGE', armorBytes('MESSAGE', data))];
+  assert.deepEqual(pieces.map((p) => p.length), [196608, 196608, 196608, 196608, 196608, 65537]);
+  assert.ok(Buffer.concat(pieces).equals(data));
+});
+
+test('pieces come before the verdict: damage after the first piece still throws', () => {
+  const armored = armorBytes('MESSAGE', noise(400 * 1024, 3));
+  armored[armored.length - 100] = 0x21;
+  const seen: number[] = [];
+  assert.throws(
+    () => {
+      for (const piece of dearmorPieces('MESSAGE', armored)) seen.push(piece.length);
+    },
+    (e: unknown) => e instanceof PgpError && e.code === 'ARMOR_INVALID' && e.message === 'armored message: invalid character in the base64 data',
+  );
+  assert.deepEqual(seen, [196608, 196608]);
 });
