@@ -54,7 +54,15 @@ const MINIMAL: Config = {
   },
   mixedRecipients: {
     strategy: 'split',
-    reinject: { host: '127.0.0.1', port: 10029, heloName: 'example.org', timeout: 30_000, markerSecretFile: '/var/lib/muse-milter/marker-secret' },
+    reinject: {
+      host: '127.0.0.1',
+      port: 10029,
+      heloName: 'example.org',
+      timeout: 30_000,
+      markerSecretFile: '/var/lib/muse-milter/marker-secret',
+      daemonName: 'REINJECT',
+      ledgerDirectory: '/var/lib/muse-milter/reinjected',
+    },
   },
   actions: { dnsError: 'tempfail', cryptoError: 'tempfail', oversize: 'tempfail', internalError: 'tempfail', noKeyRequired: 'tempfail' },
   limits: { maxMessageSize: 52_428_800, maxHeaderBytes: 1_048_576 },
@@ -156,7 +164,7 @@ describe('defaultConfig (no configuration file)', () => {
         site: { domain: 'muse.localhost', keyFile: `${data}/keys/muse.localhost.private.asc`, previousKeyFiles: [], localDomains: ['muse.localhost'] },
         milter: { ...MINIMAL.milter, spoolDirectory: `${data}/spool` },
         pins: { ...MINIMAL.pins, directory: data },
-        mixedRecipients: { ...MINIMAL.mixedRecipients, reinject: { ...MINIMAL.mixedRecipients.reinject, heloName: 'muse.localhost', markerSecretFile: `${data}/marker-secret` } },
+        mixedRecipients: { ...MINIMAL.mixedRecipients, reinject: { ...MINIMAL.mixedRecipients.reinject, heloName: 'muse.localhost', markerSecretFile: `${data}/marker-secret`, ledgerDirectory: `${data}/reinjected` } },
       });
     });
   });
