@@ -7,8 +7,8 @@
  * One small file per entry in a private directory (mode 0700, files 0600), written atomically (temporary file,
  * fsync, rename, fsync of the directory) like the pin store. Files rather than one shared document because the
  * daemon may run as several worker processes: creating a file needs no read-modify-write, so no process can
- * lose another's entry. Entries expire with the marker's lifetime; the number of files is bounded, the oldest
- * going first.
+ * lose another's entry. Entries expire with the marker's lifetime (each file's modification time is its expiry);
+ * the number of files is bounded, the oldest going first.
  *
  * The ledger is a guard against duplicates, never a reason to lose mail: an entry that cannot be read counts
  * as absent (the copy is sent again), and one that cannot be written leaves a retry free to send it again.
@@ -114,12 +114,15 @@ export class ReinjectionLedger {
   /** Records that the copy under `key` was queued; durable once this resolves. Throws when it cannot be written. */
   async record(key: string, entry: Pick<LedgerEntry, 'original' | 'reply'>, now: Date): Promise<void> {
     const path = this.#path(key);
-    const text = `${JSON.stringify({ version: 1, original: entry.original, reply: entry.reply, recordedAt: now.toISOString(), expiresAt: new Date(now.getTime() + this.#lifetimeMs).toISOString() })}\n`;
+    const expiresAt = new Date(now.getTime() + this.#lifetimeMs);
+    const text = `${JSON.stringify({ version: 1, original: entry.original, reply: entry.reply, recordedAt: now.toISOString(), expiresAt: expiresAt.toISOString() })}\n`;
     const temporary = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
     try {
       const handle = await open(temporary, 'wx', 0o600);
       try {
         await handle.writeFile(text);
+        // The modification time is the expiry: a sweep learns it from the directory listing, without reading files.
+        await handle.utimes(now, expiresAt);
         await handle.sync();
       } finally {
         await handle.close();
@@ -156,20 +159,21 @@ export class ReinjectionLedger {
 
   async #sweep(now: Date): Promise<void> {
     const names = await readdir(this.#dir).catch(() => [] as string[]);
-    const live: Array<{ name: string; written: number }> = [];
+    const live: Array<{ name: string; expires: number }> = [];
     for (const name of names) {
       const entry = ENTRY_NAME.test(name);
       if (!entry && !TEMPORARY_NAME.test(name)) continue;
       const path = join(this.#dir, name);
-      const written = await stat(path).then((s) => s.mtimeMs, () => undefined);
-      if (written === undefined) continue;
-      // A temporary file older than a minute belongs to a write that will never finish.
-      const expired = entry ? written + this.#lifetimeMs <= now.getTime() : written + 60_000 <= now.getTime();
+      const expires = await stat(path).then((s) => s.mtimeMs, () => undefined);
+      if (expires === undefined) continue;
+      // A temporary file carries its creation time or its entry's expiry: once either is a minute past, no write
+      // will finish it (a write in progress has one or the other still ahead of that).
+      const expired = entry ? expires <= now.getTime() : expires + 60_000 <= now.getTime();
       if (expired) await rm(path, { force: true }).catch(() => undefined);
-      else if (entry) live.push({ name, written });
+      else if (entry) live.push({ name, expires });
     }
     if (live.length <= this.#maxEntries) return;
-    live.sort((a, b) => a.written - b.written || a.name.localeCompare(b.name));
+    live.sort((a, b) => a.expires - b.expires || a.name.localeCompare(b.name));
     for (const { name } of live.slice(0, live.length - this.#maxEntries)) await rm(join(this.#dir, name), { force: true }).catch(() => undefined);
   }
 
