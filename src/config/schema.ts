@@ -142,6 +142,9 @@ const reinjectSection = z.strictObject({
     .optional(),
   timeout: duration().default(30_000),
   markerSecretFile: filePath.optional(),
+  // The {daemon_name} of the re-injection listener: the one place a marker is accepted (and always removed).
+  daemonName: z.string().regex(/^[\x21-\x7e]{1,64}$/, { message: 'expected 1 to 64 printable characters, no spaces' }).default('REINJECT'),
+  ledgerDirectory: filePath.optional(),
 });
 
 const mixedRecipientsSection = z.strictObject({
@@ -220,13 +223,20 @@ const configFile = z
     if (config.group !== undefined && config.user === undefined) {
       ctx.addIssue({ code: 'custom', path: ['group'], message: 'needs user as well: changing only the group would leave the daemon running as root' });
     }
+    // Mail at the re-injection listener is outbound (copies, or mail to be processed as outbound); the same name
+    // meaning inbound would make that listener a way around encryption.
+    const reinjectName = config.mixedRecipients.reinject.daemonName;
+    if (config.direction.inboundDaemonNames.includes(reinjectName)) {
+      ctx.addIssue({ code: 'custom', path: ['mixedRecipients', 'reinject', 'daemonName'], message: `"${reinjectName}" is also listed in direction.inboundDaemonNames` });
+    }
   });
 
 /**
  * The configuration schema. Its last step fills the defaults that depend on other keys: `site.keyFile`
  * (`<domain>.private.asc` in {@link DEFAULT_KEY_DIRECTORY}), paths under `dataDirectory` (relative paths are
  * taken there too; the pin store sits in it directly), `site.localDomains`, `inbound.authservId` and
- * `mixedRecipients.reinject.heloName` (all the site domain).
+ * `mixedRecipients.reinject.heloName` (all the site domain); `mixedRecipients.reinject.ledgerDirectory` is
+ * `reinjected` under `dataDirectory`.
  */
 export const configSchema = configFile.transform((file) => {
   const underData = (path: string | undefined, fallback: string): string => resolve(file.dataDirectory, path ?? fallback);
@@ -248,6 +258,7 @@ export const configSchema = configFile.transform((file) => {
         ...mixedRecipients.reinject,
         heloName: mixedRecipients.reinject.heloName ?? site.domain,
         markerSecretFile: underData(mixedRecipients.reinject.markerSecretFile, 'marker-secret'),
+        ledgerDirectory: underData(mixedRecipients.reinject.ledgerDirectory, 'reinjected'),
       },
     },
   };

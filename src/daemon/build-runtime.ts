@@ -1,6 +1,6 @@
 /**
  * Builds a {@link Runtime} from a configuration: loads the site keys (refusing loose permissions), the
- * marker secret, the resolver, the pin store (in a worker process, its copy of the primary's). Used at
+ * marker secret, the re-injection ledger, the resolver, the pin store (in a worker process, its copy of the primary's). Used at
  * start-up and on every reload; a reload that fails here leaves the old runtime in force.
  */
 import { mkdir } from 'node:fs/promises';
@@ -9,16 +9,17 @@ import { createResolver } from '../dns/index.ts';
 import { createSiteKeyFinder } from '../keys/index.ts';
 import type { MuseMetrics } from '../metrics/index.ts';
 import { openPinDirectory, type PinKeeper } from '../pins/index.ts';
-import type { MilterLogger } from '../../milter/src/index.ts';
+import type { MuseLogger } from '../log/index.ts';
 import { isWorker, pinRelayToPrimary } from './cluster.ts';
 import { loadSiteKeys, readOrCreateSecret } from './key-files.ts';
 import { KeyService } from './key-service.ts';
+import { ReinjectionLedger } from './reinjection-ledger.ts';
 import { directionFor, policySettings, smtpSubmit, type Runtime } from './runtime.ts';
 
 /** Everything outside the configuration that a runtime needs. */
 export interface RuntimeDependencies {
   metrics: MuseMetrics | undefined;
-  log: MilterLogger;
+  log: MuseLogger;
   now?: () => Date;
   submit?: Runtime['submit'];
 }
@@ -33,6 +34,7 @@ export async function buildRuntime(config: Config, deps: RuntimeDependencies, pr
   const keys = await loadSiteKeys(config.site);
   for (const key of [keys.current, ...keys.previous]) for (const warning of key.warnings) deps.log.warn(warning, { path: key.path });
   const markerSecret = await readOrCreateSecret(config.mixedRecipients.reinject.markerSecretFile as string);
+  const ledger = await ReinjectionLedger.open(config.mixedRecipients.reinject.ledgerDirectory as string);
   await mkdir(config.milter.spoolDirectory as string, { recursive: true, mode: 0o700 });
   const now = deps.now ?? (() => new Date());
   const metrics = deps.metrics;
@@ -48,6 +50,8 @@ export async function buildRuntime(config: Config, deps: RuntimeDependencies, pr
     direction: directionFor(config),
     policy: policySettings(config),
     markerSecret,
+    ledger,
+    log: deps.log,
     metrics,
     now,
     submit: deps.submit ?? smtpSubmit,

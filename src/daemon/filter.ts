@@ -33,8 +33,8 @@ import {
   type OutboundStart,
 } from './outbound-message.ts';
 import { decideRecipient, type RecipientDecision } from './recipient-policy.ts';
-import { MARKER_HEADER, verifyMarker } from './reinjection-marker.ts';
-import { bareAddress } from './reinjection.ts';
+import { bareAddress, digestBody, messageIdValues } from './copy-identity.ts';
+import { MARKER_HEADER, verifyMarker, type MarkerCheck } from './reinjection-marker.ts';
 import type { Runtime } from './runtime.ts';
 import { observed, observesOnly } from './testing-mode.ts';
 
@@ -54,13 +54,37 @@ interface MessageState {
   refused: Array<{ domain: string; decision: Extract<RecipientDecision, { kind: 'refuse' }> }>;
   /** Encryption started at the end of the headers, fed with the body as it arrives. */
   early: { feed: BodyFeed; start: OutboundStart } | undefined;
+  /** The message came in on the re-injection listener, the one place a re-injection marker is accepted. */
+  atReinjection: boolean;
 }
 
 async function* noBody(): AsyncGenerator<Buffer> {}
 
-/** The re-injection marker field of a message, if it has one. */
-function markerField<T extends { name: string }>(headers: readonly T[]): T | undefined {
-  return headers.find((h) => h.name.toLowerCase() === MARKER_HEADER.toLowerCase());
+/** The re-injection marker fields of a message (a genuine copy has exactly one). */
+function markerFields<T extends { name: string }>(headers: readonly T[]): T[] {
+  return headers.filter((h) => h.name.toLowerCase() === MARKER_HEADER.toLowerCase());
+}
+
+/** Deletes every marker field; the last first, so each index still names the field it meant. */
+function deleteMarkers(count: number): ReturnType<typeof deleteHeader>[] {
+  return Array.from({ length: count }, (_, i) => deleteHeader(MARKER_HEADER, count - i));
+}
+
+/**
+ * Checks the marker of a message: valid only on the re-injection listener, only alone, and only for exactly this
+ * message (sender, recipients, Message-ID fields, body) within its lifetime.
+ */
+async function checkMarker(runtime: Runtime, state: MessageState, message: MilterContext['message'], markers: ReadonlyArray<{ value: string }>, body: () => AsyncIterable<Buffer>): Promise<MarkerCheck> {
+  if (!state.atReinjection) return { valid: false, reason: `marker outside the re-injection listener (${state.directionReason})` };
+  const [marker, ...more] = markers;
+  if (marker === undefined || more.length > 0) return { valid: false, reason: `${markers.length} marker fields` };
+  const identity = {
+    sender: bareAddress(message.sender ?? '<>'),
+    recipients: message.recipients.map(bareAddress),
+    messageIds: messageIdValues(message.headers),
+    bodyDigest: await digestBody(body()),
+  };
+  return verifyMarker(runtime.markerSecret, marker.value, identity, Math.floor(runtime.now().getTime() / 1000));
 }
 
 class MuseHandler implements MilterHandler {
@@ -72,11 +96,17 @@ class MuseHandler implements MilterHandler {
     this.finish();
     const runtime = this.current();
     const client = ctx.client;
-    const decision = runtime.direction.classify({
-      clientAddress: client !== undefined && (client.family === 'inet' || client.family === 'inet6') ? client.address : undefined,
-      daemonName: ctx.macro('{daemon_name}'),
-      authenticatedAs: ctx.macro('{auth_authen}'),
-    });
+    const daemonName = ctx.macro('{daemon_name}');
+    const atReinjection = daemonName !== undefined && daemonName === runtime.config.mixedRecipients.reinject.daemonName;
+    // Mail on the re-injection listener is either a copy with a valid marker, which passes, or anything else, which
+    // must not pass unprocessed: it is outbound whatever the direction rules would say of its client.
+    const decision = atReinjection
+      ? { direction: 'outbound' as const, reason: `re-injection listener ${daemonName}` }
+      : runtime.direction.classify({
+          clientAddress: client !== undefined && (client.family === 'inet' || client.family === 'inet6') ? client.address : undefined,
+          daemonName,
+          authenticatedAs: ctx.macro('{auth_authen}'),
+        });
     this.state = {
       runtime,
       direction: decision.direction,
@@ -87,6 +117,7 @@ class MuseHandler implements MilterHandler {
       group: undefined,
       refused: [],
       early: undefined,
+      atReinjection,
     };
     runtime.metrics?.messagesInFlight.inc();
     return CONTINUE;
@@ -134,7 +165,8 @@ class MuseHandler implements MilterHandler {
     if (state === undefined || state.direction !== 'outbound') return CONTINUE;
     const { runtime } = state;
     const headers = ctx.message.headers;
-    if (markerField(headers) !== undefined) return CONTINUE;
+    // A copy coming back must reach end of message as it is, with its body, for the marker check.
+    if (state.atReinjection && markerFields(headers).length > 0) return CONTINUE;
     // Only with every answer in (the usual case, from the cache): waiting here for DNS would stop reading the
     // body with no progress replies to the MTA, which only end of message can send.
     if (state.decided.size < state.lookups.size) return CONTINUE;
@@ -173,13 +205,17 @@ class MuseHandler implements MilterHandler {
     let outcome: MessageOutcome;
     const strip: ReturnType<typeof deleteHeader>[] = [];
     try {
-      const marker = markerField(headers);
-      const check = marker === undefined ? undefined : verifyMarker(runtime.markerSecret, marker.value, recipients.map(bareAddress), Math.floor(runtime.now().getTime() / 1000));
+      const markers = markerFields(headers);
+      const check = markers.length === 0 ? undefined : await checkMarker(runtime, state, ctx.message, markers, body);
       if (check?.valid === true) {
-        outcome = { result: { verdict: CONTINUE, modifications: [deleteHeader(MARKER_HEADER, 1)] }, action: 'reinjected', reason: `copy of ${check.fields.queueId}`, keys: [], dnssec: undefined };
+        outcome = { result: { verdict: CONTINUE, modifications: deleteMarkers(markers.length) }, action: 'reinjected', reason: `copy of ${check.queueId}`, keys: [], dnssec: undefined };
       } else {
-        // A marker we did not make is removed, so it cannot travel on and mislead anyone.
-        if (marker !== undefined) strip.push(deleteHeader(MARKER_HEADER, 1));
+        // A marker that is not valid here is removed, so it cannot travel on and mislead anyone, and the message
+        // is processed as if it had none.
+        if (check !== undefined) {
+          strip.push(...deleteMarkers(markers.length));
+          runtime.log.notice('re-injection marker removed', { queueId: ctx.macro('i'), reason: check.reason });
+        }
         const size = ctx.message.bodySize + headers.reduce((sum, h) => sum + h.name.length + h.value.length + 3, 0);
         if (size > runtime.config.limits.maxMessageSize) {
           const protectedRecipient = state.direction === 'outbound' && (await hasProtectedRecipient(runtime, state.lookups));

@@ -3,7 +3,8 @@
  * recipient, sign (or leave) the clear-text version for the rest, and — when both versions are
  * needed — keep the encrypted one on the original transaction and re-inject the clear one as a copy.
  * The original is acknowledged only after the copy was accepted; otherwise the whole message is
- * refused temporarily, so nothing is lost and nothing is delivered twice.
+ * refused temporarily, so nothing is lost and nothing is delivered twice. A copy once accepted is recorded in the
+ * re-injection ledger, so a retry of the same message does not queue it again.
  */
 import type { PublicKey } from 'openpgp';
 import { CONTINUE, deleteRecipient, replaceBody, reply, type EndOfMessageResult, type Modification } from '../../milter/src/index.ts';
@@ -15,6 +16,8 @@ import type { DomainKeys } from './key-service.ts';
 import { planMessage, type MessagePlan, type PlannedRecipient, type RecipientGroup } from './message-plan.ts';
 import { disposingChunks } from './output-body.ts';
 import { decideRecipient } from './recipient-policy.ts';
+import { bareAddress, digestBody, messageIdValues } from './copy-identity.ts';
+import { ledgerKey, type LedgerEntry } from './reinjection-ledger.ts';
 import { submitCopy } from './reinjection.ts';
 import type { Runtime } from './runtime.ts';
 import { observesOnly } from './testing-mode.ts';
@@ -172,6 +175,50 @@ export interface OutboundStart {
   readonly original: Promise<OutboundResult | undefined>;
 }
 
+/** What the re-injection ledger knows of a message's copy, and how to record it once queued. */
+interface LedgerView {
+  /** The entry of a copy already queued for this message (by an earlier try of it). */
+  readonly queued: LedgerEntry | undefined;
+  /** Records the copy as queued; never throws. */
+  record(reply: string): Promise<void>;
+}
+
+/**
+ * Looks the copy up in the ledger. A message without a Message-ID field is not looked up or recorded: the envelope
+ * and body alone could match a different message sent again on purpose (a daily report), whose copy must not be
+ * dropped. A ledger that cannot be read or written costs at most a second copy on a retry: a duplicate is the lesser
+ * evil next to a lost or endlessly deferred message, so neither failure holds the message up.
+ */
+async function ledgerOf(runtime: Runtime, message: OutboundMessage, copyRecipients: readonly string[]): Promise<LedgerView> {
+  const messageIds = messageIdValues(message.headers);
+  if (messageIds.length === 0) return { queued: undefined, record: async () => undefined };
+  const identity = {
+    sender: bareAddress(message.sender),
+    recipients: copyRecipients.map(bareAddress),
+    messageIds,
+    bodyDigest: await digestBody(message.body()),
+  };
+  const key = ledgerKey(identity);
+  const fields = { queueId: message.queueId, ledger: runtime.ledger.directory };
+  let queued: LedgerEntry | undefined;
+  try {
+    queued = await runtime.ledger.find(key, runtime.now());
+  } catch (error) {
+    runtime.log.warn('re-injection ledger entry unreadable; the copy is sent (again, if it was queued before)', { ...fields, error: (error as Error).message });
+  }
+  return {
+    queued,
+    record: async (reply) => {
+      try {
+        await runtime.ledger.record(key, { original: message.queueId ?? 'unknown', reply }, runtime.now());
+      } catch (error) {
+        // The copy is queued: refusing the original now would have the MTA retry it and queue the copy again.
+        runtime.log.error('cannot record the queued copy in the re-injection ledger; a retry of this message would send the copy again', { ...fields, error: (error as Error).message });
+      }
+    },
+  };
+}
+
 /** Processes one outbound message at end of message, continuing what {@link OutboundStart} began, if given. */
 export async function processOutbound(runtime: Runtime, message: OutboundMessage, started?: OutboundStart): Promise<MessageOutcome> {
   const outbound = started?.outbound ?? (await planOutbound(runtime, message));
@@ -207,35 +254,43 @@ export async function processOutbound(runtime: Runtime, message: OutboundMessage
   let action = original.kind === 'encrypted' ? 'encrypted' : original.signed ? 'signed' : 'clear';
   let reason = describeGroups(plan.groups);
   if (copy !== undefined) {
-    const copyResult = await protect(runtime, message, copy, keys);
-    const copyFailure = failed(copyResult);
-    if (copyFailure !== undefined) {
-      if (originalResult?.kind === 'protected') await originalResult.body.dispose();
-      return copyFailure;
-    }
-    try {
-      const queued = await submitCopy(runtime, {
-        queueId: message.queueId ?? 'unknown',
-        group: copy.kind,
-        sender: message.sender,
-        recipients: copy.recipients.map((r) => r.recipient),
-        headers: message.headers,
-        edits: copyResult?.kind === 'protected' ? copyResult.headerEdits : [],
-        body: copyResult?.kind === 'protected' ? copyResult.body : undefined,
-        originalBody: message.body,
-      });
-      reason = `${reason}; copy ${queued.replace(/\n/g, ' ')}`;
-    } catch (error) {
-      if (originalResult?.kind === 'protected') await originalResult.body.dispose();
-      return {
-        result: { verdict: reply(451, '4.3.0', 'Could not queue the copy for the other recipients') },
-        action: 'tempfail',
-        reason: `re-injection failed: ${(error as Error).message}`,
-        keys: [],
-        dnssec,
-      };
-    } finally {
-      if (copyResult?.kind === 'protected') await copyResult.body.dispose();
+    const copyRecipients = copy.recipients.map((r) => r.recipient);
+    const ledger = await ledgerOf(runtime, message, copyRecipients);
+    if (ledger.queued !== undefined) {
+      // A retry of a message whose copy is queued already: the copy is not sent again, and the original still
+      // leaves those recipients to it.
+      reason = `${reason}; copy already queued by ${ledger.queued.original}: ${ledger.queued.reply.replace(/\n/g, ' ')}`;
+    } else {
+      const copyResult = await protect(runtime, message, copy, keys);
+      const copyFailure = failed(copyResult);
+      if (copyFailure !== undefined) {
+        if (originalResult?.kind === 'protected') await originalResult.body.dispose();
+        return copyFailure;
+      }
+      try {
+        const queued = await submitCopy(runtime, {
+          queueId: message.queueId ?? 'unknown',
+          sender: message.sender,
+          recipients: copyRecipients,
+          headers: message.headers,
+          edits: copyResult?.kind === 'protected' ? copyResult.headerEdits : [],
+          body: copyResult?.kind === 'protected' ? copyResult.body : undefined,
+          originalBody: message.body,
+        });
+        reason = `${reason}; copy ${queued.replace(/\n/g, ' ')}`;
+        await ledger.record(queued);
+      } catch (error) {
+        if (originalResult?.kind === 'protected') await originalResult.body.dispose();
+        return {
+          result: { verdict: reply(451, '4.3.0', 'Could not queue the copy for the other recipients') },
+          action: 'tempfail',
+          reason: `re-injection failed: ${(error as Error).message}`,
+          keys: [],
+          dnssec,
+        };
+      } finally {
+        if (copyResult?.kind === 'protected') await copyResult.body.dispose();
+      }
     }
     for (const r of copy.recipients) modifications.push(deleteRecipient(r.recipient));
     action = 'split';

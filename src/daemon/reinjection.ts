@@ -1,23 +1,21 @@
 /**
  * Builds and submits the copy of a message for the recipients that cannot share the original's body
- * (the split strategy). The copy is the finished message — header edits applied, new body — because
- * the re-injection endpoint runs no milters; it carries the authenticated loop marker.
+ * (the split strategy). The copy is the finished message — header edits applied, new body — carrying the
+ * re-injection marker bound to exactly this copy: its envelope, its Message-ID fields and its body as the milter
+ * at the re-injection listener will see it. That milter checks the marker, removes it and lets the copy pass.
  */
 import { applyHeaderEdits, type HeaderEdit, type OutputBody } from '../engine/index.ts';
 import type { HeaderField } from '../engine/index.ts';
 import { toCrlf } from '../mime/crlf.ts';
+import { bareAddress, digestBody, messageIdValues } from './copy-identity.ts';
 import { createMarker, MARKER_HEADER } from './reinjection-marker.ts';
 import type { Runtime } from './runtime.ts';
 
-/** Removes the angle brackets the MTA keeps around envelope addresses. */
-export function bareAddress(address: string): string {
-  return address.replace(/^<(.*)>$/, '$1');
-}
+export { bareAddress } from './copy-identity.ts';
 
 /** The copy to submit. */
 export interface CopySpec {
   queueId: string;
-  group: string;
   sender: string;
   recipients: readonly string[];
   headers: readonly HeaderField[];
@@ -27,32 +25,44 @@ export interface CopySpec {
   originalBody: () => AsyncIterable<Buffer>;
 }
 
-async function* copyBytes(runtime: Runtime, copy: CopySpec, recipients: string[]): AsyncGenerator<Buffer> {
+/** The copy's header section, marker first, and its body. */
+async function copyMessage(runtime: Runtime, copy: CopySpec, sender: string, recipients: string[]): Promise<{ head: Buffer; body: () => AsyncIterable<Buffer> }> {
+  const body = (): AsyncIterable<Buffer> => (copy.body === undefined ? copy.originalBody() : copy.body.chunks());
+  const fields = applyHeaderEdits(copy.headers, copy.edits);
+  // The body is read once more for its digest: the marker goes in the header, before the body is sent.
   const marker = createMarker(runtime.markerSecret, {
     queueId: copy.queueId,
-    group: copy.group,
-    recipients,
     time: Math.floor(runtime.now().getTime() / 1000),
+    sender,
+    recipients,
+    messageIds: messageIdValues(fields),
+    bodyDigest: await digestBody(body()),
   });
-  const fields = [{ name: MARKER_HEADER, value: marker }, ...applyHeaderEdits(copy.headers, copy.edits)];
   // Header values are binary strings (one character per byte), so latin1 gives back the exact bytes. The MTA
   // hands folded values over with bare LF line breaks (Postfix does); on the SMTP wire every line ends in CRLF.
-  yield toCrlf(Buffer.from(fields.map((f) => `${f.name}:${f.value}\r\n`).join('') + '\r\n', 'latin1'));
-  yield* copy.body === undefined ? copy.originalBody() : copy.body.chunks();
+  const head = toCrlf(Buffer.from([{ name: MARKER_HEADER, value: marker }, ...fields].map((f) => `${f.name}:${f.value}\r\n`).join('') + '\r\n', 'latin1'));
+  return { head, body };
+}
+
+async function* concat(head: Buffer, body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  yield head;
+  yield* body;
 }
 
 /** Submits the copy; resolves with the MTA's queue reply, rejects if the MTA did not take it whole. */
 export async function submitCopy(runtime: Runtime, copy: CopySpec): Promise<string> {
   const recipients = copy.recipients.map(bareAddress);
+  const sender = bareAddress(copy.sender);
   const settings = runtime.config.mixedRecipients.reinject;
+  const { head, body } = await copyMessage(runtime, copy, sender, recipients);
   const result = await runtime.submit({
     host: settings.host,
     port: settings.port,
     heloName: settings.heloName,
     timeout: settings.timeout,
-    sender: bareAddress(copy.sender),
+    sender,
     recipients,
-    message: copyBytes(runtime, copy, recipients),
+    message: concat(head, body()),
   });
   return result.reply;
 }

@@ -5,11 +5,13 @@
  */
 import type { PrivateKey } from 'openpgp';
 import type { Config } from '../config/index.ts';
+import type { MuseLogger } from '../log/index.ts';
 import { normaliseDomain } from '../mail/address.ts';
 import type { MuseMetrics } from '../metrics/index.ts';
 import { submitMessage, type Submission, type SubmissionResult } from '../smtp/client.ts';
 import { DirectionClassifier } from './direction.ts';
 import type { KeyService } from './key-service.ts';
+import type { ReinjectionLedger } from './reinjection-ledger.ts';
 import type { AdminPolicy, RecipientPolicySettings } from './recipient-policy.ts';
 
 /** What every message handler reads. */
@@ -25,6 +27,10 @@ export interface Runtime {
   readonly policy: RecipientPolicySettings;
   /** HMAC secret of the re-injection marker. */
   readonly markerSecret: Buffer;
+  /** The copies already queued, so a retried message does not re-inject its copy again. */
+  readonly ledger: ReinjectionLedger;
+  /** The daemon's logger, for lines above `info` that the milter library's per-connection logger cannot write. */
+  readonly log: MuseLogger;
   readonly metrics: MuseMetrics | undefined;
   readonly now: () => Date;
   /** Hands a copy to the MTA (the re-injection endpoint). */

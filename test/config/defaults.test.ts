@@ -55,7 +55,15 @@ const MINIMAL: Config = {
   inbound: { authservId: 'example.org', alignment: 'strict' },
   mixedRecipients: {
     strategy: 'split',
-    reinject: { host: '127.0.0.1', port: 10029, heloName: 'example.org', timeout: 30_000, markerSecretFile: '/var/lib/muse-milter/marker-secret' },
+    reinject: {
+      host: '127.0.0.1',
+      port: 10029,
+      heloName: 'example.org',
+      timeout: 30_000,
+      markerSecretFile: '/var/lib/muse-milter/marker-secret',
+      daemonName: 'REINJECT',
+      ledgerDirectory: '/var/lib/muse-milter/reinjected',
+    },
   },
   actions: { dnsError: 'tempfail', cryptoError: 'tempfail', oversize: 'tempfail', internalError: 'tempfail', noKeyRequired: 'tempfail' },
   limits: { maxMessageSize: 52_428_800, maxHeaderBytes: 1_048_576 },
@@ -158,7 +166,7 @@ describe('defaultConfig (no configuration file)', () => {
         milter: { ...MINIMAL.milter, spoolDirectory: `${data}/spool` },
         pins: { ...MINIMAL.pins, directory: data },
         inbound: { authservId: 'muse.localhost', alignment: 'strict' },
-        mixedRecipients: { ...MINIMAL.mixedRecipients, reinject: { ...MINIMAL.mixedRecipients.reinject, heloName: 'muse.localhost', markerSecretFile: `${data}/marker-secret` } },
+        mixedRecipients: { ...MINIMAL.mixedRecipients, reinject: { ...MINIMAL.mixedRecipients.reinject, heloName: 'muse.localhost', markerSecretFile: `${data}/marker-secret`, ledgerDirectory: `${data}/reinjected` } },
       });
     });
   });

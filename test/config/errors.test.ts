@@ -155,6 +155,11 @@ describe('configuration errors', () => {
       'muse.yaml:5:29: direction.inboundDaemonNames[1]: "ORIGINATING" is also listed in outboundDaemonNames',
     );
     assertRefused(
+      yaml(...SITE, 'direction:', '  inboundDaemonNames: [MX, REINJECT]'),
+      'CONFIG_INVALID',
+      'muse.yaml:1:1: mixedRecipients.reinject.daemonName: "REINJECT" is also listed in direction.inboundDaemonNames',
+    );
+    assertRefused(
       yaml(...SITE, 'policy:', '  domains:', '    Partner.test: never', '    partner.TEST: required', '    bad_domain: never'),
       'CONFIG_INVALID',
       'muse.yaml:6:19: policy.domains."partner.TEST": the same domain as another entry (partner.test)',

@@ -45,6 +45,8 @@ describe('examples/muse.yaml', () => {
       heloName: 'example.test',
       timeout: 30_000,
       markerSecretFile: '/srv/muse-test/marker-secret',
+      daemonName: 'REINJECT',
+      ledgerDirectory: '/srv/muse-test/reinjected',
     });
     assert.equal(config.metrics.listen, '127.0.0.1:9464');
     assert.equal(config.user, undefined);

@@ -17,16 +17,17 @@
  * publishes nothing and is `required` in examples/muse.yaml; `bogus.test` publishes records but unbound holds
  * a wrong trust anchor for it, so every answer about it is SERVFAIL.
  *
- * Ports (127.0.0.1 only). The e2e suite owns 13000-13199; each test file takes one block of 50 and starts
+ * Ports (127.0.0.1 only). The e2e suite owns 13000-13249; each test file takes one block of 50 and starts
  * its own topology, so files running in parallel never share a port or a directory:
  *
  *   block base:  13000 delivery.test.ts   13050 faults.test.ts   13100 restarts.test.ts   13150 (free)
+ *                13200 reinjection.test.ts
  *
  *   offset  service                          offset  service
  *   +0      knot (authoritative)             +10/+20 Postfix A/B smtpd (master.cf "smtp" line; unused)
  *   +1      unbound (validating resolver)    +11/+21 Postfix A/B submission (ORIGINATING; the clients' way in)
  *   +2      mailbox sink (B delivers here)   +12/+22 Postfix A/B INBOUND smtpd (the tap forwards to B's)
- *   +3      world sink (A's other domains)   +13/+23 Postfix A/B re-injection smtpd (no milters)
+ *   +3      world sink (A's other domains)   +13/+23 Postfix A/B re-injection smtpd (REINJECT)
  *   +4      SMTP tap, A → B                  +14/+24 muse-milter A/B (milter.listen)
  *   +5      Sendmail (milter: muse-milter A) +15/+25 muse-milter A/B metrics
  *
@@ -48,7 +49,7 @@ import { MuseDaemon } from './muse-daemon.ts';
 import { SmtpTap } from './smtp-tap.ts';
 
 /** First port of each test file's block (see the map above). */
-export const PORT_BLOCKS = { delivery: 13000, faults: 13050, restarts: 13100 } as const;
+export const PORT_BLOCKS = { delivery: 13000, faults: 13050, restarts: 13100, reinjection: 13200 } as const;
 
 /** The domains of the topology. */
 export const DOMAINS = {
