@@ -49,7 +49,7 @@ export async function signAndEncrypt(input: SignAndEncryptInput): Promise<AsyncI
       }
     }
     // Binary literal data: a text literal would turn CRLF into LF (and back only approximately).
-    const data = input.plaintext instanceof Uint8Array ? input.plaintext : iterableToWebStream(input.plaintext);
+    const data = input.plaintext instanceof Uint8Array ? input.plaintext : iterableToWebStream(copied(input.plaintext));
     const message = await createMessage({ binary: data, date: input.date, format: 'binary' });
     const config = pgpConfig({ deterministicSignatures: input.deterministicSignatures ?? false, compression: input.compression ?? 'none' });
     // Signed here rather than through `signingKeys`, as openpgp.js cannot name the recipients.
@@ -67,6 +67,15 @@ export async function signAndEncrypt(input: SignAndEncryptInput): Promise<AsyncI
   } catch (error) {
     throw new PgpError('ENCRYPT_FAILED', `sign and encrypt failed: ${errorMessage(error)}`, { cause: error });
   }
+}
+
+/**
+ * The chunks as copies. openpgp.js hashes a tee of the literal data for the signature and reads
+ * it later than the data itself, so a producer reusing its chunk buffer (as the native path
+ * allows) would have the signature made over overwritten bytes: "Signed digest did not match".
+ */
+async function* copied(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  for await (const chunk of chunks) yield Uint8Array.prototype.slice.call(chunk);
 }
 
 async function* single(chunk: Uint8Array): AsyncGenerator<Uint8Array> {
