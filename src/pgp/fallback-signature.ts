@@ -86,10 +86,18 @@ export interface FallbackSignatureInput {
  * Key errors reject as openpgp.js's own would.
  */
 export async function recipientBoundSignature(input: FallbackSignatureInput): Promise<Signature> {
+  return signatureWithHashedSubpackets(input, intendedRecipientSubpackets(input.encryptionKeys));
+}
+
+/**
+ * The signature openpgp.js would make over `input.message` for these keys, with the framed
+ * subpackets `extra` appended to its hashed area (exported for tests that need other subpackets).
+ */
+export async function signatureWithHashedSubpackets(input: FallbackSignatureInput, extra: Buffer): Promise<Signature> {
   const literal = input.message.packets.findPacket(enums.packet.literalData) as LiteralDataPacket | undefined;
   if (literal === undefined) throw new Error('no literal data packet to sign');
   const signing = await input.signingKey.getSigningKey(undefined, input.date, undefined, input.config);
-  const packet = new ExtendedSignaturePacket(intendedRecipientSubpackets(input.encryptionKeys));
+  const packet = new ExtendedSignaturePacket(extra);
   packet.signatureType = enums.signature.binary;
   packet.publicKeyAlgorithm = signing.keyPacket.algorithm;
   packet.hashAlgorithm = await hashOpenpgpjsWouldUse(input);
