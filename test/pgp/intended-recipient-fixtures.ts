@@ -81,9 +81,9 @@ export function expectedSubpackets(recipients: readonly TestKey[]): Buffer {
   return Buffer.concat(recipients.map((r) => Buffer.concat([Buffer.from([22, 35, 4]), Buffer.from(r.public.getFingerprint(), 'hex')])));
 }
 
-/** Our inbound reader on `binary`: decrypts with `recipient`'s key and checks against `signer`. */
-export async function readerCheck(binary: Uint8Array, recipient: TestKey, signer: TestKey): Promise<{ data: Buffer; check: SignatureCheck }> {
+/** Our inbound reader on `binary`: decrypts with `recipient`'s key and checks against `signer` at `date`. */
+export async function readerCheck(binary: Uint8Array, recipient: TestKey, signer: TestKey, date = FIXED_NOW): Promise<{ data: Buffer; check: SignatureCheck }> {
   const encrypted = await readEncrypted(armorBytes('MESSAGE', binary));
-  const decrypted = await decryptMessage(encrypted, [recipient.secret], FIXED_NOW, 64 * 1024 * 1024);
-  return { data: Buffer.from(decrypted.plaintext), check: await verifyDecrypted(decrypted, [signer.public], FIXED_NOW) };
+  const decrypted = await decryptMessage(encrypted, [recipient.secret], date, 64 * 1024 * 1024);
+  return { data: Buffer.from(decrypted.plaintext), check: await verifyDecrypted(decrypted, [signer.public], date) };
 }
