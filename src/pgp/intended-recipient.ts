@@ -14,11 +14,12 @@ export const INTENDED_RECIPIENT_SUBPACKET = 35;
 
 /**
  * Not critical. A critical subpacket an implementation does not know makes the whole signature
- * invalid to it (RFC 9580 §5.2.3.7), and openpgp.js 6 (our own inbound reader, and the library of
- * several mail clients) throws "Unknown critical signature subpacket type 35" on verification;
- * GnuPG 2.2 rejects it too (test/pgp/intended-recipient-gpg.test.ts). Left non-critical, a
- * reader that does not know the subpacket still verifies the signature and the one that does can
- * enforce it, which is all the receiving site needs: it enforces the list itself.
+ * invalid to it (RFC 9580 §5.2.3.7): openpgp.js 6 (our own inbound reader, and the library of
+ * several mail clients) fails with "Unknown critical signature subpacket type 35", GnuPG 2.2
+ * reports BADSIG ("unknown critical bit") and rnp 0.16 an unknown signature (recorded in
+ * test/pgp/intended-recipient*.test.ts). Left non-critical, a reader that does not know the
+ * subpacket still verifies the signature and one that does (Sequoia) enforces it; the receiving
+ * site enforces the list itself.
  */
 const CRITICAL = false;
 /** RFC 4880 §5.2.3.1: the top bit of the type octet marks a subpacket critical. */
