@@ -1,12 +1,12 @@
 #!/bin/sh
-# Installs the Debian packages the test suite drives for real: Postfix, miltertest, GnuPG, OpenSSL, knot, unbound,
-# swaks, and an unpacked (never installed) sendmail-bin, which conflicts with Postfix as a package.
+# Installs the Debian packages the test suite drives for real: Postfix, miltertest, GnuPG, Sequoia sq, rnp, OpenSSL,
+# knot, unbound, swaks, and an unpacked (never installed) sendmail-bin, which conflicts with Postfix as a package.
 # Idempotent: does nothing when everything is present. Needs root; prints why and exits 1 otherwise.
 set -eu
 
 SMROOT=${MUSE_SENDMAIL_ROOT:-/opt/muse-sendmail}
 PKGS="postfix m4 sendmail-cf liblockfile1 libwrap0 libdb5.3 libldap-2.5-0 libnsl2 libsasl2-2 libssl3
-miltertest gnupg openssl swaks bind9-dnsutils knot knot-dnsutils unbound opendkim opendkim-tools python3 iproute2"
+miltertest gnupg openssl sq rnp swaks bind9-dnsutils knot knot-dnsutils unbound opendkim opendkim-tools python3 iproute2"
 
 missing=""
 for p in $PKGS; do

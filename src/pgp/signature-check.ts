@@ -2,18 +2,23 @@
  * Checks OpenPGP signatures against a sender domain's published keys and reduces the outcome to
  * one of four states the engine turns into a verdict.
  */
-import type { KeyID, PublicKey } from 'openpgp';
+import type { KeyID, PublicKey, Signature } from 'openpgp';
 import { errorMessage } from './errors.ts';
+import { intendedRecipientsOf } from './intended-recipient.ts';
 
 /** The outcome of checking the signatures on one message. */
 export type SignatureCheck =
-  /** A signature by one of the keys verified; `fingerprint` is that key's primary fingerprint. */
+  /**
+   * A signature by one of the keys verified; `fingerprint` is that key's primary fingerprint.
+   * `intendedRecipients` are the primary-key fingerprints (uppercase hex) the verified signature
+   * names in its hashed area as the keys the message was encrypted to (RFC 9580 §5.2.3.36), in
+   * its order; null when it names none (then nothing binds it to an encryption).
+   */
   | {
       readonly status: 'valid';
       readonly fingerprint: string;
       readonly keyId: string;
-      /** Intended Recipient Fingerprints from the signature's hashed area (uppercase hex), or null when it has none. */
-      readonly intendedRecipients?: readonly string[] | null;
+      readonly intendedRecipients: readonly string[] | null;
     }
   /** A signature by one of the keys exists but does not verify (data or signature altered). */
   | { readonly status: 'invalid'; readonly fingerprint: string; readonly keyId: string; readonly detail: string }
@@ -26,6 +31,7 @@ export type SignatureCheck =
 export interface VerificationOutcome {
   readonly keyID: KeyID;
   readonly verified: Promise<unknown>;
+  readonly signature: Promise<Signature>;
 }
 
 /**
@@ -48,7 +54,10 @@ export async function checkSignatures(
       const outcome = (await verifyWith(key)).find((r) => r.keyID.equals(keyId));
       if (outcome === undefined) return { status: 'invalid', fingerprint, keyId: hex, detail: 'signature not found' };
       await outcome.verified;
-      return { status: 'valid', fingerprint, keyId: hex };
+      // Read from the packet that just verified, so only subpackets its signature covers count.
+      const packet = (await outcome.signature).packets[0];
+      const intendedRecipients = packet === undefined ? null : intendedRecipientsOf(packet);
+      return { status: 'valid', fingerprint, keyId: hex, intendedRecipients };
     } catch (error) {
       return { status: 'invalid', fingerprint, keyId: hex, detail: errorMessage(error) };
     }

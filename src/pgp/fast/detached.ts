@@ -34,6 +34,6 @@ export async function fastSignDetached(input: FastDetachedInput): Promise<FastDe
   // With no recipients, openpgp.js takes the hash preferences of the signer's own key.
   const hash = signer === null ? null : signatureHash([signer.selection]);
   if (signer === null || hash === null) return null;
-  const signature = signaturePacket(pieces, { signer: signer.material, hash, created, salted: !(input.deterministicSignatures ?? false) });
+  const signature = signaturePacket(pieces, { signer: signer.material, hash, created, salted: !(input.deterministicSignatures ?? false), intendedRecipients: [] });
   return { signature, hash: hash.id };
 }

@@ -58,7 +58,14 @@ export async function planSignEncrypt(options: SignEncryptOptions): Promise<Sign
   if (hash === null || cipher === null) return null;
   const sessionKey = options.sessionKey === undefined ? randomBytes(cipher.keyBytes) : Buffer.from(options.sessionKey.data);
   return {
-    signature: { signer: signer.material, hash, created, salted: !(options.deterministicSignatures ?? false) },
+    signature: {
+      signer: signer.material,
+      hash,
+      created,
+      salted: !(options.deterministicSignatures ?? false),
+      // Named in the order the session key packets are written, one per key given.
+      intendedRecipients: options.encryptionKeys,
+    },
     cipher,
     sessionKey,
     sessionKeyPackets: Buffer.concat(recipients.map((r) => sessionKeyPacket(r.material, cipher, sessionKey))),

@@ -1,10 +1,12 @@
 /**
  * Version 4 binary-document signatures (RFC 4880 §5.2, type 0x00) by a legacy EdDSA key, and the
  * one-pass signature packet announcing one (§5.4). The hashed subpackets and their order are those
- * openpgp.js writes, so that with the salt left out both produce identical packets.
+ * the openpgp.js path writes (its own, then the intended recipients: ../intended-recipient.ts), so
+ * that with the salt left out both produce identical packets.
  */
 import { createHash, randomBytes, sign, type Hash } from 'node:crypto';
-import { enums } from 'openpgp';
+import { enums, type Key } from 'openpgp';
+import { intendedRecipientSubpackets } from '../intended-recipient.ts';
 import type { HashAlgorithm } from './algorithms.ts';
 import type { SignerMaterial } from './key-material.ts';
 import { encodeLength, mpi, packet, uint32 } from './packet-framing.ts';
@@ -25,6 +27,8 @@ const CRITICAL = 0x80;
 const SALT_NOTATION_NAME = Buffer.from('salt@notations.openpgpjs.org', 'utf8');
 /** Notation flags (RFC 4880 §5.2.3.16): all zero, the value is binary, not human-readable. */
 const NOTATION_FLAGS = Buffer.alloc(4);
+/** A v4 signature states the length of its hashed area in two octets (some 2,800 recipients). */
+const MAX_HASHED_AREA_BYTES = 0xffff;
 /** Ed25519 signatures are R then S, 32 octets each; OpenPGP writes each as an MPI. */
 const ED25519_HALF = 32;
 
@@ -36,6 +40,8 @@ export interface SignatureParameters {
   readonly created: number;
   /** Add a random salt notation (openpgp.js's default); false gives reproducible signatures. */
   readonly salted: boolean;
+  /** The keys a signed+encrypted message is encrypted to, named in the hashed area; none for a detached signature. */
+  readonly intendedRecipients: readonly Key[];
 }
 
 /** The one-pass signature packet that precedes the literal data. */
@@ -70,6 +76,7 @@ export class DataSignature {
   packet(): Buffer {
     const params = this.#params;
     const subpackets = hashedSubpackets(params);
+    if (subpackets.length > MAX_HASHED_AREA_BYTES) throw new RangeError(`hashed subpackets too long: ${subpackets.length} octets`);
     const fields = [SIGNATURE_VERSION, enums.signature.binary, enums.publicKey.eddsaLegacy, params.hash.id];
     const signed = Buffer.concat([Buffer.from([...fields, subpackets.length >> 8, subpackets.length & 0xff]), subpackets]);
     const digest = this.#hash.update(signed).update(V4_TRAILER).update(uint32(signed.length)).digest();
@@ -93,7 +100,10 @@ export function signaturePacket(data: readonly Uint8Array[], params: SignaturePa
   return signature.packet();
 }
 
-/** Creation time (critical), issuer key ID, the optional salt notation, issuer fingerprint. */
+/**
+ * Creation time (critical), issuer key ID, the optional salt notation, issuer fingerprint, then
+ * one intended recipient fingerprint per recipient key.
+ */
 function hashedSubpackets(params: SignatureParameters): Buffer {
   const parts = [
     subpacket(SUBPACKET.creationTime | CRITICAL, uint32(params.created)),
@@ -105,6 +115,7 @@ function hashedSubpackets(params: SignatureParameters): Buffer {
     parts.push(subpacket(SUBPACKET.notation, Buffer.concat([NOTATION_FLAGS, lengths, SALT_NOTATION_NAME, salt])));
   }
   parts.push(subpacket(SUBPACKET.issuerFingerprint, Buffer.concat([Buffer.from([ISSUER_KEY_VERSION]), params.signer.fingerprint])));
+  parts.push(intendedRecipientSubpackets(params.intendedRecipients));
   return Buffer.concat(parts);
 }
 

@@ -7,8 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
-import { createMessage, decryptSessionKeys, encrypt, enums, readMessage, verify, type PrivateKey, type PublicKey } from 'openpgp';
-import { pgpConfig } from '../../../src/pgp/config.ts';
+import { decryptSessionKeys, enums, readMessage, verify, type PrivateKey, type PublicKey } from 'openpgp';
 import type { MessageData } from '../../../src/pgp/fast/literal-data.ts';
 import { fastSignEncrypt } from '../../../src/pgp/fast/sign-encrypt.ts';
 import { signAndEncrypt } from '../../../src/pgp/sign-encrypt.ts';
@@ -72,17 +71,12 @@ test('the packets are v3 PKESKs then SEIPD v1 holding one-pass signature, litera
   assert.deepEqual(recovered?.data, sessionKey.data);
 });
 
-test('with deterministic signatures the decrypted packets equal openpgp.js’s byte for byte', async () => {
+test('with deterministic signatures the decrypted packets equal the openpgp.js path’s byte for byte (3 recipients)', async () => {
   const keys = await fastTestKeys();
   const data = Buffer.from('Content-Type: text/plain\r\n\r\nsame bytes\r\n\x00\xff\r\n', 'latin1');
-  const reference = await encrypt({
-    message: await createMessage({ binary: data, date: FIXED_NOW, format: 'binary' }),
-    encryptionKeys: keys.receiver.public,
-    signingKeys: keys.sender.secret,
-    format: 'binary',
-    date: FIXED_NOW,
-    config: pgpConfig({ deterministicSignatures: true }),
-  });
+  const recipients = publicKeys([keys.receiver, keys.rsa, keys.gpgSite]);
+  const input = { plaintext: data, signingKey: keys.sender.secret, encryptionKeys: recipients, date: FIXED_NOW, deterministicSignatures: true };
+  const reference = await collect(await signAndEncrypt({ ...input, fastPath: false }));
   const inner = async (binary: Uint8Array) => {
     const decrypted = await (await readMessage({ binaryMessage: binary })).decrypt([keys.receiver.secret], undefined, undefined, FIXED_NOW);
     const options = { message: decrypted, verificationKeys: keys.sender.public, date: FIXED_NOW, expectSigned: true } as const;
@@ -91,8 +85,18 @@ test('with deterministic signatures the decrypted packets equal openpgp.js’s b
     const onePass = Buffer.from(decrypted.packets[0]?.write() ?? []);
     return { literal: Buffer.from(result.data), signature: Buffer.from(signature?.write() ?? []), onePass };
   };
-  assert.deepEqual(await inner(await fast(data, [keys.receiver.public], true)), await inner(reference));
+  const native = await inner(await fast(data, recipients, true));
+  assert.deepEqual(native, await inner(reference));
+  // Both name the three recipients' primary keys after openpgp.js's own hashed subpackets.
+  const named = Buffer.concat(recipients.map((key) => Buffer.from([22, 35, 4, ...(key.keyPacket.getFingerprintBytes() ?? [])])));
+  assert.equal(native.signature.indexOf(named), 2 + 4 + 2 + 6 + 10 + 23);
 });
+
+async function collect(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
 
 test('default signatures carry a random salt: two messages differ in their signatures, both verify', async () => {
   const keys = await fastTestKeys();
