@@ -16,6 +16,9 @@ import { waitFor } from '../support/processes.ts';
 import { MuseZone } from './support/muse-zone.ts';
 import { LOCAL_CLIENT, makeSite, openSession, REMOTE_CLIENT, sendOne, startMuse, transact, type Outcome, type RunningMuse, type TestMessage, type TestSite } from './support/harness.ts';
 import { openDelivered } from './support/open-delivered.ts';
+import { createMessage, encrypt } from 'openpgp';
+import { armorBytes } from '../../src/pgp/armor.ts';
+import { PGP_MIME_TYPE, pgpMimeBody } from '../support/encrypted-mail.ts';
 
 const HEADERS = [
   { name: 'From', value: ' Alice <alice@site.test>' },
@@ -112,11 +115,12 @@ describe('encryption while the body arrives', () => {
   });
 
   it('mail the author already encrypted (PGP/MIME, over 1 MiB) passes unchanged: the body is read to its end, not waited on', async () => {
-    const headers = [
-      ...HEADERS.filter((h) => h.name !== 'Content-Type'),
-      { name: 'Content-Type', value: ' multipart/encrypted; protocol="application/pgp-encrypted"; boundary="b1"' },
-    ];
-    const message: TestMessage = { sender: '<alice@site.test>', recipients: ['<bob@b.test>'], headers, body: BODY, macros: { i: 'Q-ALREADY' } };
+    // Really encrypted (a label alone would be protected like any other mail), and over 1 MiB.
+    const headers = [...HEADERS.filter((h) => h.name !== 'Content-Type'), { name: 'Content-Type', value: PGP_MIME_TYPE }];
+    const ciphertext = await encrypt({ message: await createMessage({ binary: BODY }), encryptionKeys: bob.publicKey, format: 'binary' });
+    const body = pgpMimeBody(armorBytes('MESSAGE', ciphertext));
+    assert.ok(body.length > 1024 * 1024);
+    const message: TestMessage = { sender: '<alice@site.test>', recipients: ['<bob@b.test>'], headers, body, macros: { i: 'Q-ALREADY' } };
     const outcome = await sendOne(daemon.address, message);
     assert.deepEqual(outcome.eom, { modifications: [], verdict: { kind: 'continue' }, progress: 0 });
     const summary = daemon.summaries().find((l) => l.queueId === 'Q-ALREADY');

@@ -29,6 +29,7 @@ import {
   type TestSite,
 } from './support/harness.ts';
 import { boundaryOf, openDelivered } from './support/open-delivered.ts';
+import { PGP_MIME_TYPE, pgpMimeBody, pgpSamples } from '../support/encrypted-mail.ts';
 
 const HEADERS = [
   { name: 'From', value: ' Alice <alice@site.test>' },
@@ -236,11 +237,10 @@ describe('outbound: keys found', () => {
   });
 
   it('leaves mail the author already encrypted alone', async () => {
-    const headers = [
-      ...HEADERS.slice(0, 6),
-      { name: 'Content-Type', value: ' multipart/encrypted; protocol="application/pgp-encrypted"; boundary="x"' },
-    ];
-    const outcome = await sendOne(daemon.address, message(['<bob@b.test>'], 'Q-PRE', { headers, body: crlfBody('--x', '', 'opaque', '--x--') }));
+    // Really encrypted: a mere multipart/encrypted label would be protected like any other mail.
+    const headers = [...HEADERS.slice(0, 6), { name: 'Content-Type', value: PGP_MIME_TYPE }];
+    const body = pgpMimeBody((await pgpSamples()).encrypted);
+    const outcome = await sendOne(daemon.address, message(['<bob@b.test>'], 'Q-PRE', { headers, body }));
     assert.deepEqual(outcome.eom, { modifications: [], verdict: CONTINUE, progress: 0 });
     assert.equal(daemon.summaries().find((l) => l.queueId === 'Q-PRE')?.reason, 'already encrypted (pgp-mime)');
   });
