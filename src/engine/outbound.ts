@@ -47,7 +47,10 @@ export interface OutboundOptions {
   readonly siteKey: PrivateKey;
   /** Keys to encrypt to; empty means sign only. */
   readonly recipientKeys: readonly PublicKey[];
-  /** Protect header fields as RFC 9788 describes. Default true. */
+  /**
+   * Hide the protected header fields from the outside as RFC 9788 describes (`hp="cipher"`, outer Subject replaced).
+   * False still signs them inside (`hp="clear"`), so receivers can check the author. Default true.
+   */
   readonly headerProtection?: boolean;
   /** Names of the protected fields. Default {@link DEFAULT_PROTECTED_FIELDS}. */
   readonly protectedFields?: readonly string[];
@@ -110,6 +113,8 @@ interface Context {
   readonly siteKey: PrivateKey;
   readonly recipientKeys: readonly PublicKey[];
   readonly protectedNames: readonly string[];
+  /** Whether the protected fields are hidden outside (RFC 9788 `hp="cipher"`) or only signed (`hp="clear"`). */
+  readonly hide: boolean;
   readonly placeholder: string | null;
   readonly encoding: HeaderEncoding;
   readonly limits: Limits;
@@ -130,14 +135,18 @@ export async function protectOutbound(options: OutboundOptions): Promise<Outboun
   if (!options.siteKey.isPrivate() || !options.siteKey.isDecrypted()) {
     throw new EngineError('BAD_OPTIONS', 'protectOutbound: siteKey must be an unlocked private key');
   }
-  const protectedNames = (options.headerProtection ?? true) ? (options.protectedFields ?? DEFAULT_PROTECTED_FIELDS) : [];
+  // The protected fields are always signed inside: a receiving site grants pass only to a signed From, and shows
+  // only signed user-facing fields (docs/security.md). Header protection off only stops hiding them outside.
+  const protectedNames = options.protectedFields ?? DEFAULT_PROTECTED_FIELDS;
+  const hide = options.headerProtection ?? true;
   // The Subject may only be hidden when the protected header inside carries it back.
-  const subjectInside = protectedNames.some((n) => sameHeaderName(n, 'Subject'));
+  const subjectInside = hide && protectedNames.some((n) => sameHeaderName(n, 'Subject'));
   const ctx: Context = {
     headers: options.headers,
     siteKey: options.siteKey,
     recipientKeys: options.recipientKeys,
     protectedNames,
+    hide,
     placeholder: subjectInside ? (options.subjectPlaceholder === undefined ? DEFAULT_SUBJECT_PLACEHOLDER : options.subjectPlaceholder) : null,
     encoding: options.headerEncoding ?? 'utf8',
     limits: resolveLimits(options.limits),
@@ -210,7 +219,7 @@ async function encryptPath(ctx: Context, body: AsyncGenerator<Buffer>): Promise<
   const inner = buildInnerFields({
     original: ctx.headers,
     protectedNames: ctx.protectedNames,
-    hp: ctx.protectedNames.length > 0 ? 'cipher' : null,
+    hp: ctx.protectedNames.length === 0 ? null : ctx.hide ? 'cipher' : 'clear',
     outer: applyHeaderEdits(ctx.headers, headerEdits),
   });
   const innerHead = Buffer.concat([toCrlf(serializeFields(inner, ctx.encoding)), Buffer.from('\r\n')]);

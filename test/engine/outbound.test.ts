@@ -79,11 +79,14 @@ test('encrypted: the inner entity is the protected header plus the original body
   );
 });
 
-test('header protection off: Subject stays, only the content fields go inside', async () => {
+test('header protection off: Subject stays outside, the protected fields are still signed inside (hp="clear")', async () => {
   const result = await protect({ headerProtection: false });
   assert.ok(result.kind === 'protected');
   assert.equal(result.headerEdits.some((e) => e.name === 'Subject'), false);
-  assert.equal(await innerPlaintext(result), 'Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\nContent-Disposition: inline\r\n\r\nUmsatz: 1 000 000 €\r\n');
+  const inner = await innerPlaintext(result);
+  assert.match(inner, /^From: Alice <alice@sender\.test>\r\n/);
+  assert.match(inner, /Content-Type: text\/plain; charset=utf-8;\r\n hp="clear"\r\n/);
+  assert.doesNotMatch(inner, /HP-Outer/);
 });
 
 test('the Subject is hidden only when it is among the protected fields', async () => {
