@@ -300,6 +300,8 @@ function outerEdits(ctx: Context, contentType: string, placeholder: string | nul
     edits.push(...syncFieldEdits(headers, 'Subject', fieldsNamed(headers, 'Subject').map(() => ' ' + placeholder)));
   }
   const signer = ctx.siteKey.getFingerprint().toUpperCase();
-  edits.push({ op: 'add', name: PROTECTION_FIELD, value: ` ${protection}; signer=${signer}` });
+  // Exactly one protection field, ours: one already on the message (written by a user, or left from a message
+  // opened here and sent on) would claim what nobody checked.
+  edits.push(...syncFieldEdits(headers, PROTECTION_FIELD, [` ${protection}; signer=${signer}`]));
   return edits;
 }

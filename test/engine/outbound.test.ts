@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { decryptSessionKeys, generateKey } from 'openpgp';
 import { protectOutbound, type OutboundOptions, type OutboundResult } from '../../src/engine/outbound.ts';
 import { EngineError } from '../../src/engine/errors.ts';
+import { applyHeaderEdits } from '../../src/engine/header-edits.ts';
 import { parseContentType } from '../../src/mime/content-fields.ts';
 import type { HeaderField } from '../../src/mime/header-fields.ts';
 import { readPgpMime } from '../../src/mime/pgp-mime-read.ts';
@@ -282,4 +283,16 @@ test('a recipient key that cannot encrypt fails cleanly', async () => {
   const signOnly = await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: 'x@y.test' }], subkeys: [{ sign: true }], date: new Date('2025-01-01T00:00:00Z'), format: 'object' });
   const result = await protect({ recipientKeys: [signOnly.publicKey] });
   assert.equal(result.kind === 'failed' && result.error.code, 'ENCRYPT_FAILED');
+});
+
+test('a Muse-Protection field already on the message is replaced by ours, never left to claim what nobody checked', async () => {
+  const keys = await testKeys();
+  const headers = [...HEADERS, { name: 'Muse-Protection', value: ' signed+encrypted; signer=0000' }, { name: 'muse-protection', value: ' signed' }];
+  const result = await protect({ headers });
+  assert.ok(result.kind === 'protected');
+  const signer = keys.senderSite.public.getFingerprint().toUpperCase();
+  assert.deepEqual(
+    applyHeaderEdits(headers, result.headerEdits).filter((h) => h.name.toLowerCase() === 'muse-protection'),
+    [{ name: 'Muse-Protection', value: ` signed+encrypted; signer=${signer}` }],
+  );
 });
