@@ -177,6 +177,7 @@ test('mail only labelled encrypted is protected, its body wrapped byte for byte'
   })();
   const result = await protect({ headers: type(PGP_MIME_TYPE.trim()), body: streamed });
   assert.ok((await innerPlaintext(result)).endsWith('\r\n\r\n' + big.toString('latin1')));
+  if (result.kind === 'protected') await result.body.dispose();
 });
 
 test('limits yield typed results', async () => {
