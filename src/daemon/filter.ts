@@ -232,7 +232,8 @@ class MuseHandler implements MilterHandler {
       }
     } catch (error) {
       const outcomeOf = failureVerdict('internalError', runtime.config.actions.internalError, true);
-      outcome = { result: { verdict: outcomeOf.verdict }, action: outcomeOf.applied, reason: `internal error: ${(error as Error).message}`, keys: [], dnssec: undefined };
+      const modifications = outcomeOf.applied === 'accept' && state.direction === 'inbound' ? forgedFieldsRemoval(runtime, headers) : [];
+      outcome = { result: { verdict: outcomeOf.verdict, modifications }, action: outcomeOf.applied, reason: `internal error: ${(error as Error).message}`, keys: [], dnssec: undefined };
       ctx.log.error('message processing failed', { error: (error as Error).message, stack: (error as Error).stack });
     }
     if (observesOnly(runtime)) outcome = observed(outcome);
