@@ -13,9 +13,10 @@
  * The ledger is a guard against duplicates, never a reason to lose mail: an entry that cannot be read counts
  * as absent (the copy is sent again), and one that cannot be written leaves a retry free to send it again.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { replaceFileAtomically } from '../fs/atomic-file.ts';
 import { encodeParts, identityParts, type CopyIdentity } from './copy-identity.ts';
 import { MARKER_LIFETIME_SECONDS } from './reinjection-marker.ts';
 
@@ -116,29 +117,8 @@ export class ReinjectionLedger {
     const path = this.#path(key);
     const expiresAt = new Date(now.getTime() + this.#lifetimeMs);
     const text = `${JSON.stringify({ version: 1, original: entry.original, reply: entry.reply, recordedAt: now.toISOString(), expiresAt: expiresAt.toISOString() })}\n`;
-    const temporary = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-    try {
-      const handle = await open(temporary, 'wx', 0o600);
-      try {
-        await handle.writeFile(text);
-        // The modification time is the expiry: a sweep learns it from the directory listing, without reading files.
-        await handle.utimes(now, expiresAt);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temporary, path);
-      // The rename is durable only once the directory entry is on disk too.
-      const dirHandle = await open(this.#dir, 'r');
-      try {
-        await dirHandle.sync();
-      } finally {
-        await dirHandle.close();
-      }
-    } catch (error) {
-      await rm(temporary, { force: true }).catch(() => undefined);
-      throw error;
-    }
+    // The modification time is the expiry: a sweep learns it from the directory listing, without reading files.
+    await replaceFileAtomically(path, text, expiresAt);
     this.#writtenSinceSweep++;
     if (this.#writtenSinceSweep >= SWEEP_EVERY_ENTRIES || now.getTime() - this.#lastSweep >= SWEEP_EVERY_MS) await this.sweep(now);
   }

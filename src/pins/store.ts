@@ -7,9 +7,9 @@
  * Writes are coalesced: while one is under way, every further change waits for one following write that carries
  * them all, so a burst of new pins costs two rewrites and fsyncs, not one per pin.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { replaceFileAtomically } from '../fs/atomic-file.ts';
 import { z } from 'zod';
 import type { Pin, PinInput, PinUpdate } from './evaluate.ts';
 import type { PinKeeper } from './keeper.ts';
@@ -217,26 +217,10 @@ export async function openPinDirectory(dir: string, options: PinStoreOptions = {
 /** The default {@link PinFileWriter}: replaces `path` with `text`, atomically and durably, mode 0600. */
 export async function writePinFileAtomically(path: string, text: string): Promise<void> {
   const dir = join(path, '..');
-  const temporary = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const handle = await open(temporary, 'wx', 0o600);
-    try {
-      await handle.writeFile(text);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temporary, path);
-    // The rename is durable only once the directory entry is on disk too.
-    const dirHandle = await open(dir, 'r');
-    try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
-    }
+    await replaceFileAtomically(path, text);
   } catch (error) {
-    await rm(temporary, { force: true }).catch(() => undefined);
     throw new PinStoreError('PIN_STORE_IO', `cannot write ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
   }
 }
