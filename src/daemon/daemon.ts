@@ -4,14 +4,16 @@
  * connections (messages in progress finish under the rules they started with), SIGTERM and SIGINT
  * drain in-flight messages and exit.
  */
+import { stat } from 'node:fs/promises';
 import { loadConfig, type Config } from '../config/index.ts';
 import { createLogger, type MuseLogger } from '../log/index.ts';
 import { createMetrics, shareWithPrimary, startMetricsServer, type MetricsServer, type MuseMetrics } from '../metrics/index.ts';
-import { MilterServer } from '../../milter/src/index.ts';
+import { MilterServer, parseMilterAddress } from '../../milter/src/index.ts';
 import { buildRuntime } from './build-runtime.ts';
 import { withLogFields, workerNumber } from './cluster.ts';
 import { museMilter } from './filter.ts';
 import { dropPrivileges } from './privileges.ts';
+import { chooseSocketGroup, socketPathProblems } from './socket-group.ts';
 import type { Runtime } from './runtime.ts';
 
 /** How the daemon gets its configuration: a file (reloadable) or an embedded default. */
@@ -61,11 +63,15 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const logger = worker === undefined ? baseLogger : withLogFields(baseLogger, { worker, pid: process.pid });
   const metrics: MuseMetrics | undefined = config.metrics.enabled ? createMetrics() : undefined;
   let runtime = await buildRuntime(config, { metrics, log: logger });
+  const address = parseMilterAddress(config.milter.listen);
+  const socketGroup = address.kind === 'unix' ? await chooseSocketGroup(config.milter.socketGroup, { user: config.user, group: config.group }) : undefined;
+  if (socketGroup?.warning !== undefined) logger.warn(socketGroup.warning);
   const server = await MilterServer.start(
     museMilter(() => runtime),
     {
       listen: config.milter.listen,
       socketMode: config.milter.socketMode,
+      ...(socketGroup?.gid === undefined ? {} : { socketGroup: socketGroup.gid }),
       idleTimeout: config.milter.idleTimeout,
       progressInterval: config.milter.progressInterval,
       maxFrameSize: config.milter.maxFrameSize,
@@ -81,6 +87,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     // A worker's metrics are served by the primary, summed with the other workers' (cluster.ts).
     if (metrics !== undefined && worker !== undefined) shareWithPrimary(metrics.registry);
     else if (metrics !== undefined) metricsServer = await startMetricsServer(metrics.registry, config.metrics.listen);
+    if (address.kind === 'unix') {
+      const gid = (await stat(address.path)).gid;
+      // Root's group: only root (Sendmail) connects, and root passes every directory.
+      const problems = gid === 0 ? [] : await socketPathProblems(address.path, gid);
+      for (const problem of problems) logger.warn(`milter socket ${address.path}: ${problem}`);
+    } else {
+      logger.warn(`milter.listen is ${config.milter.listen}: every local user can connect to a TCP socket and have mail decrypted or text signed with the site key; prefer a unix socket`);
+    }
     // Keys and secrets were read above, sockets are bound: root is no longer needed.
     await dropPrivileges({ user: config.user, group: config.group }, logger);
   } catch (error) {
