@@ -65,7 +65,6 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   let runtime = await buildRuntime(config, { metrics, log: logger });
   const address = parseMilterAddress(config.milter.listen);
   const socketGroup = address.kind === 'unix' ? await chooseSocketGroup(config.milter.socketGroup, { user: config.user, group: config.group }) : undefined;
-  if (socketGroup?.warning !== undefined) logger.warn(socketGroup.warning);
   const server = await MilterServer.start(
     museMilter(() => runtime),
     {
@@ -89,6 +88,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     else if (metrics !== undefined) metricsServer = await startMetricsServer(metrics.registry, config.metrics.listen);
     if (address.kind === 'unix') {
       const gid = (await stat(address.path)).gid;
+      // A set-group-id directory may have given the socket the group this process could not.
+      if (socketGroup?.warning !== undefined && gid !== socketGroup.wanted) logger.warn(socketGroup.warning);
       // Root's group: only root (Sendmail) connects, and root passes every directory.
       const problems = gid === 0 ? [] : await socketPathProblems(address.path, gid);
       for (const problem of problems) logger.warn(`milter socket ${address.path}: ${problem}`);

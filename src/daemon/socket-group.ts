@@ -18,6 +18,8 @@ export interface SocketGroup {
   readonly description: string;
   /** Why the MTA might not be able to connect, when the default could not be applied. */
   readonly warning?: string;
+  /** The group the default wanted but could not apply: no warning is due if the socket has it anyway. */
+  readonly wanted?: number;
 }
 
 /** The process's ids, as the privilege drop will leave them; tests pass their own. */
@@ -56,6 +58,7 @@ export async function chooseSocketGroup(
   // directory is set-group-id postfix (the way to run unprivileged without joining the group).
   return {
     gid: undefined,
+    wanted: mta,
     description: "the socket directory's or the daemon's own group",
     warning:
       `cannot give the milter socket to group ${DEFAULT_SOCKET_GROUP} (not root and not a member): Postfix can connect only if ` +

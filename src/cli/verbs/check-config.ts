@@ -2,6 +2,8 @@
  * `muse-milter check-config`: validates a configuration file and the files it names (site keys with
  * their permissions), the way `postfix check` does, without starting anything.
  */
+import { stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { parseMilterAddress } from '../../../milter/src/index.ts';
 import { loadConfig, type Config } from '../../config/index.ts';
 import { loadSiteKeys } from '../../daemon/key-files.ts';
@@ -50,10 +52,14 @@ async function socketWarnings(config: Config): Promise<string[]> {
     ];
   }
   const group = await chooseSocketGroup(config.milter.socketGroup, { user: config.user, group: config.group });
-  const warnings = group.warning === undefined ? [] : [group.warning];
+  // A set-group-id directory of the wanted group hands the socket that group without any privilege.
+  const directory = await stat(dirname(address.path)).catch(() => undefined);
+  const inherited = group.wanted !== undefined && directory !== undefined && (directory.mode & 0o2000) !== 0 && directory.gid === group.wanted;
+  const warnings = group.warning === undefined || inherited ? [] : [group.warning];
+  const gid = inherited ? group.wanted : group.gid;
   // Root's group: only root connects, and root passes every directory.
-  if (group.gid !== undefined && group.gid !== 0) {
-    for (const problem of await socketPathProblems(address.path, group.gid)) warnings.push(`milter socket ${address.path}: ${problem}`);
+  if (gid !== undefined && gid !== 0) {
+    for (const problem of await socketPathProblems(address.path, gid)) warnings.push(`milter socket ${address.path}: ${problem}`);
   }
   return warnings;
 }
