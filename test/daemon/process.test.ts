@@ -6,7 +6,8 @@
  * machine: key created, DNS records and Postfix lines printed, milter served; a second start reuses the key), and
  * `check-config` exit codes.
  * Ports: ephemeral (the embedded-default test serves the milter on a unix socket in its temporary directory and
- * metrics on port 0), except the Postfix of the embedded-default test on 127.0.0.1:12790; no other test file uses it.
+ * metrics on port 0), except the Postfix instances of the embedded-default test (127.0.0.1:12790) and of the
+ * examples/postfix/main.cf socket test (127.0.0.1:12791); no other test file uses those ports.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -95,6 +96,8 @@ async function runChild(configPath: string): Promise<ChildMuse> {
 // The children are independent (own data directories, ports and zone domains): they run side by side.
 /** SMTP port of the Postfix that uses the embedded default's printed lines. */
 const POSTFIX_PORT = 12790;
+/** SMTP port of the Postfix that uses the socket line of examples/postfix/main.cf. */
+const EXAMPLE_POSTFIX_PORT = 12791;
 
 describe('muse-milter as a process', { concurrency: true }, () => {
   describe('reload in-process', () => {
@@ -308,6 +311,50 @@ describe('muse-milter as a process', { concurrency: true }, () => {
       assert.deepEqual(line.recipientDomains, ['site.test']);
       second.signal('SIGTERM');
       assert.deepEqual(await second.exit(), { code: 0, signal: null });
+    });
+  });
+
+  describe('the socket line of examples/postfix/main.cf', () => {
+    it('reaches the milter socket in the queue directory by its relative name, from smtpd (SMTP) and from cleanup (local submission)', async () => {
+      const example = await readFile(join(REPO_ROOT, 'examples', 'postfix', 'main.cf'), 'utf8');
+      const milters = example.split('\n').filter((line) => /^(non_)?smtpd_milters = /.test(line));
+      assert.deepEqual(milters, ['smtpd_milters = unix:muse-milter/milter.sock', 'non_smtpd_milters = $smtpd_milters']);
+      const sink = await SmtpSink.start();
+      cleanups.push(() => sink.close());
+      const postfix = await PostfixInstance.start({
+        smtpPort: EXAMPLE_POSTFIX_PORT,
+        settings: {
+          smtpd_milters: 'unix:muse-milter/milter.sock',
+          non_smtpd_milters: '$smtpd_milters',
+          milter_protocol: '6',
+          milter_default_action: 'tempfail',
+          transport_maps: `inline:{ site.test=smtp:[127.0.0.1]:${sink.port} }`,
+        },
+      });
+      cleanups.push(() => postfix.stop());
+      // As the README's install step makes it: muse-milter's own directory in the queue directory, group postfix.
+      const socketDir = join(postfix.queueDir, 'muse-milter');
+      await mkdir(socketDir);
+      await chown(socketDir, 0, (await lookupGroup('postfix')) as number);
+      await chmod(socketDir, 0o2750);
+      const muse = await startMuse({ site: ours, dnsServer: zone.address, settings: { milter: { listen: `unix:${socketDir}/milter.sock` } } });
+      cleanups.push(() => muse.stop());
+
+      const smtp = Buffer.from('From: <alice@site.test>\r\nTo: <bob@site.test>\r\nSubject: over SMTP\r\nMessage-ID: <example-smtp@site.test>\r\n\r\nHello\r\n');
+      assert.equal((await sendMail({ port: EXAMPLE_POSTFIX_PORT, from: 'alice@site.test', to: ['bob@site.test'], data: smtp })).final.code, 250);
+      await sink.waitForCount(1, 30_000);
+      const local = Buffer.from('From: <alice@site.test>\r\nTo: <bob@site.test>\r\nSubject: submitted locally\r\nMessage-ID: <example-local@site.test>\r\n\r\nHello\r\n');
+      const submitted = await postfix.sendmailCommand(['-f', 'alice@site.test', 'bob@site.test'], local);
+      assert.equal(submitted.code, 0, submitted.stderr);
+      await sink.waitForCount(2, 30_000);
+      // Both passed the milter: one summary each, in the order sent.
+      assert.deepEqual(
+        muse.summaries().map((line) => [line.direction, line.recipientDomains]),
+        [
+          ['outbound', ['site.test']],
+          ['outbound', ['site.test']],
+        ],
+      );
     });
   });
 
