@@ -46,6 +46,8 @@ export interface Daemon {
 function reloadableDifferences(before: Config, after: Config): string[] {
   const fixed: Array<[string, unknown, unknown]> = [
     ['milter.listen', before.milter.listen, after.milter.listen],
+    ['milter.socketMode', before.milter.socketMode, after.milter.socketMode],
+    ['milter.socketGroup', before.milter.socketGroup, after.milter.socketGroup],
     ['milter.workers', before.milter.workers, after.milter.workers],
     ['metrics.listen', before.metrics.listen, after.metrics.listen],
     ['logging', JSON.stringify(before.logging), JSON.stringify(after.logging)],

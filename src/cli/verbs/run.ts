@@ -3,8 +3,8 @@
  * without, it runs the embedded default and, on the first run, creates the site key in the data folder
  * and prints the DNS records to publish and the Postfix lines to paste.
  */
-import { chown, mkdir, stat } from 'node:fs/promises';
-import { dirname, relative } from 'node:path';
+import { chmod, chown, mkdir, stat } from 'node:fs/promises';
+import { dirname, isAbsolute, relative } from 'node:path';
 import { DATA_DIR_ENV, defaultConfig, DOMAIN_ENV, loadConfig, METRICS_ENV, type Config } from '../../config/index.ts';
 import { formatMilterAddress, parseMilterAddress } from '../../../milter/src/index.ts';
 import { isWorker, runAsWorker, startPrimary, workerCount } from '../../daemon/cluster.ts';
@@ -29,7 +29,7 @@ export function postfixMilterName(listen: string, queueDirectory: string = POSTF
   const address = parseMilterAddress(listen);
   if (address.kind === 'unix') {
     const inside = relative(queueDirectory, address.path);
-    if (inside !== '' && !inside.startsWith('..') && !inside.startsWith('/')) return `unix:${inside}`;
+    if (inside !== '' && inside !== '..' && !inside.startsWith('../') && !isAbsolute(inside)) return `unix:${inside}`;
   }
   return formatMilterAddress(address);
 }
@@ -76,6 +76,8 @@ async function createDataDirectory(config: Config, gid: number | undefined): Pro
   if (exists) return;
   await mkdir(config.dataDirectory, { recursive: true, mode: 0o710 });
   if (gid !== undefined) await chown(config.dataDirectory, -1, gid);
+  // The umask may have narrowed the mode given to mkdir (systemd's UMask=0077 would lock the MTA out).
+  await chmod(config.dataDirectory, 0o710);
 }
 
 /** First run of the embedded configuration: a site key and what to publish, unless the key exists. */
