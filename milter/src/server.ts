@@ -8,7 +8,7 @@
  */
 import cluster from 'node:cluster';
 import { EventEmitter } from 'node:events';
-import { chmod, lstat, unlink } from 'node:fs/promises';
+import { chmod, chown, lstat, unlink } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { formatMilterAddress, parseMilterAddress, type MilterAddress } from './address.ts';
 import { decodeCommand, type Command } from './codec/commands.ts';
@@ -25,6 +25,12 @@ export interface MilterServerOptions {
   listen: string;
   /** Permissions of a unix socket (default 0o660: the MTA's group may connect, nobody else). */
   socketMode?: number;
+  /**
+   * Group id given to a unix socket (the MTA's group, so that `socketMode` lets it connect). Default: left as
+   * created (the process's group, or the directory's when that directory is set-group-id). Changing it needs root
+   * or membership of the group.
+   */
+  socketGroup?: number;
   /** Largest frame accepted from the MTA, in bytes (default 1 MiB + 1: the largest chunk an MTA may negotiate, plus the command byte). */
   maxFrameSize?: number;
   /** Body bytes kept in memory per message before spilling to disk, for filters that collect bodies (default 1 MiB). */
@@ -125,12 +131,20 @@ export class MilterServer extends EventEmitter {
         this.server.off('error', reject);
         resolve();
       };
-      if (address.kind === 'unix') this.server.listen(address.path, done);
+      if (address.kind === 'unix') listenPrivately(this.server, address.path, done);
       else this.server.listen({ port: address.port, host: address.host, ipv6Only: address.family === 6 }, done);
     });
     this.server.on('error', (error) => this.log.error('server error', { error: error.message }));
     if (address.kind === 'unix') {
-      await chmod(address.path, this.options.socketMode ?? SERVER_DEFAULTS.socketMode);
+      try {
+        // Group first, then mode: until both are set the socket stays owner-only (see listenPrivately).
+        const group = this.options.socketGroup;
+        if (group !== undefined && (await lstat(address.path)).gid !== group) await chown(address.path, -1, group);
+        await chmod(address.path, this.options.socketMode ?? SERVER_DEFAULTS.socketMode);
+      } catch (error) {
+        await new Promise((resolve) => this.server.close(resolve));
+        throw new MilterUsageError('invalid-option', `cannot set the group or mode of ${address.path}: ${(error as Error).message}`);
+      }
       this.boundAddress = address;
     } else {
       const bound = this.server.address();
@@ -152,6 +166,22 @@ export class MilterServer extends EventEmitter {
     });
     this.connections.set(id, connection);
     this.emit('connection', id);
+  }
+}
+
+/**
+ * Binds a unix socket that only its owner can connect to until `listen` sets its group and mode: the socket
+ * file is created by the bind with the process's umask, and a umask that lets others write would let any local
+ * user connect (and have mail decrypted or signed) in the moment before the chmod. Node binds a unix socket
+ * synchronously inside `server.listen` when this process owns the socket, so the umask is narrowed for exactly
+ * that call. (In a node:cluster worker the primary process binds, under its own umask.)
+ */
+function listenPrivately(server: Server, path: string, done: () => void): void {
+  const previous = process.umask(0o177);
+  try {
+    server.listen(path, done);
+  } finally {
+    process.umask(previous);
   }
 }
 

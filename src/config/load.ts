@@ -17,6 +17,12 @@ export const DOMAIN_ENV = 'MUSE_DOMAIN';
 /** Environment variable naming the data directory of the built-in configuration. */
 export const DATA_DIR_ENV = 'MUSE_DATA_DIR';
 
+/**
+ * Environment variable setting the metrics endpoint of the built-in configuration: a loopback `host:port` (port 0:
+ * any free port), or `off` for none. Unset: the schema's default, 127.0.0.1:9464.
+ */
+export const METRICS_ENV = 'MUSE_METRICS_LISTEN';
+
 /** Site domain of the built-in configuration when {@link DOMAIN_ENV} is unset. */
 export const DEFAULT_SITE_DOMAIN = 'muse.localhost';
 
@@ -78,7 +84,8 @@ export async function loadConfig(path: string): Promise<Config> {
 
 /**
  * The configuration used when the daemon starts without a file (`npm start`): every default, the site domain
- * from `MUSE_DOMAIN` (else `muse.localhost`) and the data directory `dataDir`, made absolute against the
+ * from `MUSE_DOMAIN` (else `muse.localhost`), the metrics endpoint from `MUSE_METRICS_LISTEN` (else the default;
+ * `off` for none), the milter socket `milter.sock` in the data directory `dataDir`, made absolute against the
  * working directory, with the site key in its `keys/` subdirectory rather than under /etc. It goes through the
  * same schema as a file, so a bad environment value is reported alike.
  * @param dataDir the data directory (default: `MUSE_DATA_DIR`, else `./data`)
@@ -86,8 +93,11 @@ export async function loadConfig(path: string): Promise<Config> {
  */
 export function defaultConfig(dataDir: string = process.env[DATA_DIR_ENV] ?? DEFAULT_LOCAL_DATA_DIR): Config {
   const domain = process.env[DOMAIN_ENV] ?? DEFAULT_SITE_DOMAIN;
-  // JSON strings are valid YAML double-quoted scalars, so any directory or domain text round-trips.
-  const text = `dataDirectory: ${JSON.stringify(resolve(dataDir))}\nsite:\n  domain: ${JSON.stringify(domain)}\n`;
-  const config = parseConfig(text, `built-in configuration (${DATA_DIR_ENV}, ${DOMAIN_ENV})`);
+  const metrics = process.env[METRICS_ENV];
+  // JSON strings are valid YAML double-quoted scalars, so any directory, domain or address text round-trips.
+  let text = `dataDirectory: ${JSON.stringify(resolve(dataDir))}\nsite:\n  domain: ${JSON.stringify(domain)}\n`;
+  if (metrics === 'off') text += 'metrics:\n  enabled: false\n';
+  else if (metrics !== undefined) text += `metrics:\n  listen: ${JSON.stringify(metrics)}\n`;
+  const config = parseConfig(text, `built-in configuration (${DATA_DIR_ENV}, ${DOMAIN_ENV}, ${METRICS_ENV})`);
   return { ...config, site: { ...config.site, keyFile: siteKeyPaths(join(config.dataDirectory, 'keys'), config.site.domain).privateKey } };
 }

@@ -37,9 +37,19 @@ const siteSection = z.strictObject({
   localDomains: z.array(domainName).min(1).optional(),
 });
 
+/** The milter socket's name in the data directory, where `milter.listen` puts it by default. */
+export const DEFAULT_SOCKET_NAME = 'milter.sock';
+
+/** The group `milter.socketGroup` defaults to when it exists on the host: Postfix's smtpd and cleanup run in it. */
+export const DEFAULT_SOCKET_GROUP = 'postfix';
+
 const milterSection = z.strictObject({
-  listen: milterSocket.default('inet:127.0.0.1:8899'),
+  // Default: unix:<dataDirectory>/milter.sock, filled in by the last step. Whoever can connect to the socket can
+  // have mail decrypted and text signed with the site key, so the default is a socket only the MTA may open.
+  listen: milterSocket.optional(),
   socketMode: fileMode.default(SERVER_DEFAULTS.socketMode),
+  // Default: postfix when that group exists, else the daemon's own group (resolved at start, src/daemon/socket-group.ts).
+  socketGroup: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/, { message: 'expected a group name such as postfix' }).optional(),
   idleTimeout: duration().default(SERVER_DEFAULTS.idleTimeout),
   progressInterval: duration().default(SERVER_DEFAULTS.progressInterval),
   maxFrameSize: size.default(SERVER_DEFAULTS.maxFrameSize),
@@ -233,10 +243,10 @@ const configFile = z
 
 /**
  * The configuration schema. Its last step fills the defaults that depend on other keys: `site.keyFile`
- * (`<domain>.private.asc` in {@link DEFAULT_KEY_DIRECTORY}), paths under `dataDirectory` (relative paths are
- * taken there too; the pin store sits in it directly), `site.localDomains`, `inbound.authservId` and
- * `mixedRecipients.reinject.heloName` (all the site domain); `mixedRecipients.reinject.ledgerDirectory` is
- * `reinjected` under `dataDirectory`.
+ * (`<domain>.private.asc` in {@link DEFAULT_KEY_DIRECTORY}), `milter.listen` (`unix:<dataDirectory>/milter.sock`),
+ * paths under `dataDirectory` (relative paths are taken there too; the pin store sits in it directly),
+ * `site.localDomains`, `inbound.authservId` and `mixedRecipients.reinject.heloName` (all the site domain);
+ * `mixedRecipients.reinject.ledgerDirectory` is `reinjected` under `dataDirectory`.
  */
 export const configSchema = configFile.transform((file) => {
   const underData = (path: string | undefined, fallback: string): string => resolve(file.dataDirectory, path ?? fallback);
@@ -250,7 +260,11 @@ export const configSchema = configFile.transform((file) => {
       localDomains: site.localDomains ?? [site.domain],
     },
     inbound: { ...inbound, authservId: inbound.authservId ?? site.domain },
-    milter: { ...milter, spoolDirectory: underData(milter.spoolDirectory, 'spool') },
+    milter: {
+      ...milter,
+      listen: milter.listen ?? `unix:${resolve(file.dataDirectory, DEFAULT_SOCKET_NAME)}`,
+      spoolDirectory: underData(milter.spoolDirectory, 'spool'),
+    },
     pins: { ...pins, directory: underData(pins.directory, '.') },
     mixedRecipients: {
       ...mixedRecipients,

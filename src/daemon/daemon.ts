@@ -4,14 +4,16 @@
  * connections (messages in progress finish under the rules they started with), SIGTERM and SIGINT
  * drain in-flight messages and exit.
  */
+import { stat } from 'node:fs/promises';
 import { loadConfig, type Config } from '../config/index.ts';
 import { createLogger, type MuseLogger } from '../log/index.ts';
 import { createMetrics, shareWithPrimary, startMetricsServer, type MetricsServer, type MuseMetrics } from '../metrics/index.ts';
-import { MilterServer } from '../../milter/src/index.ts';
+import { MilterServer, parseMilterAddress } from '../../milter/src/index.ts';
 import { buildRuntime } from './build-runtime.ts';
 import { withLogFields, workerNumber } from './cluster.ts';
 import { museMilter } from './filter.ts';
 import { dropPrivileges } from './privileges.ts';
+import { chooseSocketGroup, socketPathProblems } from './socket-group.ts';
 import type { Runtime } from './runtime.ts';
 
 /** How the daemon gets its configuration: a file (reloadable) or an embedded default. */
@@ -44,6 +46,8 @@ export interface Daemon {
 function reloadableDifferences(before: Config, after: Config): string[] {
   const fixed: Array<[string, unknown, unknown]> = [
     ['milter.listen', before.milter.listen, after.milter.listen],
+    ['milter.socketMode', before.milter.socketMode, after.milter.socketMode],
+    ['milter.socketGroup', before.milter.socketGroup, after.milter.socketGroup],
     ['milter.workers', before.milter.workers, after.milter.workers],
     ['metrics.listen', before.metrics.listen, after.metrics.listen],
     ['logging', JSON.stringify(before.logging), JSON.stringify(after.logging)],
@@ -61,11 +65,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const logger = worker === undefined ? baseLogger : withLogFields(baseLogger, { worker, pid: process.pid });
   const metrics: MuseMetrics | undefined = config.metrics.enabled ? createMetrics() : undefined;
   let runtime = await buildRuntime(config, { metrics, log: logger });
+  const address = parseMilterAddress(config.milter.listen);
+  const socketGroup = address.kind === 'unix' ? await chooseSocketGroup(config.milter.socketGroup, { user: config.user, group: config.group }) : undefined;
   const server = await MilterServer.start(
     museMilter(() => runtime),
     {
       listen: config.milter.listen,
       socketMode: config.milter.socketMode,
+      ...(socketGroup?.gid === undefined ? {} : { socketGroup: socketGroup.gid }),
       idleTimeout: config.milter.idleTimeout,
       progressInterval: config.milter.progressInterval,
       maxFrameSize: config.milter.maxFrameSize,
@@ -81,6 +88,16 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     // A worker's metrics are served by the primary, summed with the other workers' (cluster.ts).
     if (metrics !== undefined && worker !== undefined) shareWithPrimary(metrics.registry);
     else if (metrics !== undefined) metricsServer = await startMetricsServer(metrics.registry, config.metrics.listen);
+    if (address.kind === 'unix') {
+      const gid = (await stat(address.path)).gid;
+      // A set-group-id directory may have given the socket the group this process could not.
+      if (socketGroup?.warning !== undefined && gid !== socketGroup.wanted) logger.warn(socketGroup.warning);
+      // Root's group: only root (Sendmail) connects, and root passes every directory.
+      const problems = gid === 0 ? [] : await socketPathProblems(address.path, gid);
+      for (const problem of problems) logger.warn(`milter socket ${address.path}: ${problem}`);
+    } else {
+      logger.warn(`milter.listen is ${config.milter.listen}: every local user can connect to a TCP socket and have mail decrypted or text signed with the site key; prefer a unix socket`);
+    }
     // Keys and secrets were read above, sockets are bound: root is no longer needed.
     await dropPrivileges({ user: config.user, group: config.group }, logger);
   } catch (error) {

@@ -14,7 +14,7 @@ const MINIMAL: Config = {
     localDomains: ['example.org'],
   },
   milter: {
-    listen: 'inet:127.0.0.1:8899',
+    listen: 'unix:/var/lib/muse-milter/milter.sock',
     socketMode: 0o660,
     idleTimeout: 900_000,
     progressInterval: 10_000,
@@ -126,6 +126,16 @@ describe('configuration defaults', () => {
     assert.deepEqual([config.limits.maxMessageSize, config.limits.maxHeaderBytes], [1_073_741_824, 4096]);
   });
 
+  it('keeps an explicit milter socket and socket group; refuses a group name that is not one', () => {
+    const config = parseConfig('dataDirectory: /srv/muse\nsite: { domain: example.org }\nmilter: { listen: unix:/var/spool/postfix/muse-milter/milter.sock, socketGroup: mail }\n', 'muse.yaml');
+    assert.deepEqual([config.milter.listen, config.milter.socketGroup], ['unix:/var/spool/postfix/muse-milter/milter.sock', 'mail']);
+    assert.equal(parseConfig('dataDirectory: /srv/muse\nsite: { domain: example.org }\n', 'muse.yaml').milter.listen, 'unix:/srv/muse/milter.sock');
+    assert.throws(() => parseConfig('site: { domain: example.org }\nmilter: { socketGroup: "post fix" }\n', 'muse.yaml'), {
+      name: 'ConfigError',
+      message: 'muse.yaml:2:24: milter.socketGroup: expected a group name such as postfix, got "post fix"',
+    });
+  });
+
   it('keeps a syslog host instead of the local socket when one is given', () => {
     const config = parseConfig('site: { domain: example.org }\nlogging: { target: syslog, syslog: { host: 192.0.2.10, port: 5514 } }\n', 'muse.yaml');
     assert.deepEqual(config.logging.syslog, { path: undefined, host: '192.0.2.10', port: 5514, facility: 'mail', appName: 'muse-milter' });
@@ -139,23 +149,24 @@ describe('configuration defaults', () => {
 
 describe('defaultConfig (no configuration file)', () => {
   /** Runs `body` with the two environment variables set as given (undefined: unset), restoring them after. */
-  function withEnv(values: { MUSE_DOMAIN?: string; MUSE_DATA_DIR?: string }, body: () => void): void {
-    const saved = { MUSE_DOMAIN: process.env.MUSE_DOMAIN, MUSE_DATA_DIR: process.env.MUSE_DATA_DIR };
-    for (const name of ['MUSE_DOMAIN', 'MUSE_DATA_DIR'] as const) {
+  const NAMES = ['MUSE_DOMAIN', 'MUSE_DATA_DIR', 'MUSE_METRICS_LISTEN'] as const;
+  function withEnv(values: { MUSE_DOMAIN?: string; MUSE_DATA_DIR?: string; MUSE_METRICS_LISTEN?: string }, body: () => void): void {
+    const saved = { MUSE_DOMAIN: process.env.MUSE_DOMAIN, MUSE_DATA_DIR: process.env.MUSE_DATA_DIR, MUSE_METRICS_LISTEN: process.env.MUSE_METRICS_LISTEN };
+    for (const name of NAMES) {
       if (values[name] === undefined) delete process.env[name];
       else process.env[name] = values[name];
     }
     try {
       body();
     } finally {
-      for (const name of ['MUSE_DOMAIN', 'MUSE_DATA_DIR'] as const) {
+      for (const name of NAMES) {
         if (saved[name] === undefined) delete process.env[name];
         else process.env[name] = saved[name];
       }
     }
   }
 
-  it('uses muse.localhost and ./data, with the key under the data directory', () => {
+  it('uses muse.localhost and ./data, with the key and the milter socket under the data directory', () => {
     withEnv({}, () => {
       const data = resolve('data');
       const config = defaultConfig();
@@ -163,7 +174,7 @@ describe('defaultConfig (no configuration file)', () => {
         ...MINIMAL,
         dataDirectory: data,
         site: { domain: 'muse.localhost', keyFile: `${data}/keys/muse.localhost.private.asc`, previousKeyFiles: [], localDomains: ['muse.localhost'] },
-        milter: { ...MINIMAL.milter, spoolDirectory: `${data}/spool` },
+        milter: { ...MINIMAL.milter, listen: `unix:${data}/milter.sock`, spoolDirectory: `${data}/spool` },
         pins: { ...MINIMAL.pins, directory: data },
         inbound: { authservId: 'muse.localhost', alignment: 'strict' },
         mixedRecipients: { ...MINIMAL.mixedRecipients, reinject: { ...MINIMAL.mixedRecipients.reinject, heloName: 'muse.localhost', markerSecretFile: `${data}/marker-secret`, ledgerDirectory: `${data}/reinjected` } },
@@ -180,6 +191,20 @@ describe('defaultConfig (no configuration file)', () => {
     });
   });
 
+  it('takes the metrics endpoint from MUSE_METRICS_LISTEN, or none for off', () => {
+    withEnv({ MUSE_METRICS_LISTEN: '127.0.0.1:0' }, () => assert.deepEqual(defaultConfig('/srv/muse').metrics, { enabled: true, listen: '127.0.0.1:0' }));
+    withEnv({ MUSE_METRICS_LISTEN: 'off' }, () => assert.deepEqual(defaultConfig('/srv/muse').metrics, { enabled: false, listen: '127.0.0.1:9464' }));
+    withEnv({ MUSE_METRICS_LISTEN: '0.0.0.0:9464' }, () => {
+      assert.throws(() => defaultConfig('/srv/muse'), {
+        name: 'ConfigError',
+        code: 'CONFIG_INVALID',
+        message:
+          'built-in configuration (MUSE_DATA_DIR, MUSE_DOMAIN, MUSE_METRICS_LISTEN):5:11: metrics.listen: must be a loopback address (127.0.0.0/8 or [::1]), ' +
+          'because the metrics endpoint has no authentication; got "0.0.0.0:9464"',
+      });
+    });
+  });
+
   it('prefers an explicit data directory argument', () => {
     withEnv({ MUSE_DATA_DIR: '/ignored' }, () => assert.equal(defaultConfig('/srv/other').dataDirectory, '/srv/other'));
   });
@@ -189,7 +214,7 @@ describe('defaultConfig (no configuration file)', () => {
       assert.throws(() => defaultConfig('/srv/muse'), {
         name: 'ConfigError',
         code: 'CONFIG_INVALID',
-        message: 'built-in configuration (MUSE_DATA_DIR, MUSE_DOMAIN):3:11: site.domain: expected a mail domain such as example.org, got "localhost"',
+        message: 'built-in configuration (MUSE_DATA_DIR, MUSE_DOMAIN, MUSE_METRICS_LISTEN):3:11: site.domain: expected a mail domain such as example.org, got "localhost"',
       });
     });
   });

@@ -10,7 +10,6 @@ const EXAMPLE = readFileSync(new URL('../../examples/muse.yaml', import.meta.url
 const VALUES: Readonly<Record<string, string>> = {
   DATA_DIR: '/srv/muse-test',
   SITE_DOMAIN: 'example.test',
-  MILTER_PORT: '9901',
   DNS_PORT: '5300',
   REINJECT_PORT: '10029',
   METRICS_PORT: '9464',
@@ -33,7 +32,9 @@ describe('examples/muse.yaml', () => {
     assert.equal(config.dataDirectory, '/srv/muse-test');
     assert.equal(config.site.domain, 'example.test');
     assert.equal(config.site.keyFile, '/srv/muse-test/keys/example.test.private.asc');
-    assert.equal(config.milter.listen, 'inet:127.0.0.1:9901');
+    assert.equal(config.milter.listen, 'unix:/srv/muse-test/milter.sock');
+    assert.equal(config.milter.socketMode, 0o660);
+    assert.equal(config.milter.socketGroup, undefined);
     assert.equal(config.milter.spoolDirectory, '/srv/muse-test/spool');
     assert.deepEqual(config.dns.servers, ['127.0.0.1:5300']);
     assert.equal(config.pins.directory, '/srv/muse-test');

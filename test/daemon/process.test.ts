@@ -5,16 +5,18 @@
  * connections are refused, the process exits 0), the embedded default configuration (`npm start` on a fresh
  * machine: key created, DNS records and Postfix lines printed, milter served; a second start reuses the key), and
  * `check-config` exit codes.
- * Ports: ephemeral, except the embedded-default test, which binds the defaults 127.0.0.1:8899 (milter) and
- * 127.0.0.1:9464 (metrics), and runs a Postfix on 127.0.0.1:12790; no other test file uses those ports.
+ * Ports: ephemeral (the embedded-default test serves the milter on a unix socket in its temporary directory and
+ * metrics on port 0), except the Postfix instances of the embedded-default test (127.0.0.1:12790) and of the
+ * examples/postfix/main.cf socket test (127.0.0.1:12791); no other test file uses those ports.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readKey } from 'openpgp';
 import { stringify } from 'yaml';
+import { lookupGroup } from '../../src/daemon/privileges.ts';
 import { formatZoneRecords, siteKeyZoneRecords } from '../../src/keys/index.ts';
 import { MilterClient, type Response } from '../../milter/src/index.ts';
 import { PostfixInstance } from '../support/postfix.ts';
@@ -94,6 +96,8 @@ async function runChild(configPath: string): Promise<ChildMuse> {
 // The children are independent (own data directories, ports and zone domains): they run side by side.
 /** SMTP port of the Postfix that uses the embedded default's printed lines. */
 const POSTFIX_PORT = 12790;
+/** SMTP port of the Postfix that uses the socket line of examples/postfix/main.cf. */
+const EXAMPLE_POSTFIX_PORT = 12791;
 
 describe('muse-milter as a process', { concurrency: true }, () => {
   describe('reload in-process', () => {
@@ -217,15 +221,26 @@ describe('muse-milter as a process', { concurrency: true }, () => {
   });
 
   describe('embedded default configuration', () => {
-    it('first run: creates the key, prints the records and the Postfix lines, serves on 127.0.0.1:8899; a second start reuses the key', async () => {
-      const dataDir = await mkdtemp(join(tmpdir(), 'muse-default-'));
-      cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
-      const env = { MUSE_DATA_DIR: dataDir, MUSE_DOMAIN: 'site.test' };
+    it('first run: creates the data directory (0710, group postfix), the key, prints the records, the Postfix lines and why a unix socket, serves on milter.sock (0660, group postfix); a second start reuses the key', async () => {
+      const parent = await mkdtemp(join(tmpdir(), 'muse-default-'));
+      cleanups.push(() => rm(parent, { recursive: true, force: true }));
+      // Postfix's smtpd and cleanup (user postfix) pass through the temporary directory to reach the socket.
+      await chmod(parent, 0o711);
+      const dataDir = join(parent, 'data');
+      const socket = join(dataDir, 'milter.sock');
+      const env = { MUSE_DATA_DIR: dataDir, MUSE_DOMAIN: 'site.test', MUSE_METRICS_LISTEN: '127.0.0.1:0' };
       const keyFile = join(dataDir, 'keys', 'site.test.private.asc');
+      const postfixGid = await lookupGroup('postfix');
+      assert.ok(postfixGid !== undefined, 'the postfix group exists (Postfix is installed for this test)');
 
       const first = await ChildMuse.start(['run'], env);
       cleanups.push(() => first.kill());
-      await first.waitForStderr(/run: milter listening on inet:127\.0\.0\.1:8899, metrics on http:\/\/127\.0\.0\.1:9464\/metrics\n/, STARTUP_TIMEOUT_MS);
+      const listening = await first.waitForStderr(/run: milter listening on (\S+), metrics on http:\/\/127\.0\.0\.1:([1-9]\d*)\/metrics\n/, STARTUP_TIMEOUT_MS);
+      assert.equal(listening[1], `unix:${socket}`);
+      const socketInfo = await stat(socket);
+      assert.deepEqual([socketInfo.isSocket(), socketInfo.mode & 0o777, socketInfo.gid], [true, 0o660, postfixGid]);
+      const dataInfo = await stat(dataDir);
+      assert.deepEqual([dataInfo.mode & 0o777, dataInfo.gid], [0o710, postfixGid]);
       const publicKey = await readKey({ armoredKey: await readFile(join(dataDir, 'keys', 'site.test.public.asc'), 'utf8') });
       const fingerprint = publicKey.getFingerprint().toUpperCase();
       const zoneText = formatZoneRecords(siteKeyZoneRecords(publicKey, { domain: 'site.test', policy: 'testing', maxAge: 604_800, ttl: 3600 }));
@@ -238,19 +253,24 @@ describe('muse-milter as a process', { concurrency: true }, () => {
         `Publish these records in the DNS zone of the site (also saved in ${join(dataDir, 'keys', 'site.test.zone')}):\n\n` +
         zoneText +
         '\nAttach Postfix with these lines in main.cf, then run "postfix reload":\n\n' +
-        'smtpd_milters = inet:127.0.0.1:8899\n' +
-        'non_smtpd_milters = inet:127.0.0.1:8899\n' +
+        `smtpd_milters = unix:${socket}\n` +
+        `non_smtpd_milters = unix:${socket}\n` +
         'milter_protocol = 6\n' +
         'milter_default_action = tempfail\n' +
-        'milter_mail_macros = i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}\n\n';
+        'milter_mail_macros = i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}\n\n' +
+        `This is a unix socket (mode 0660, group postfix (${postfixGid})) because whoever can connect to a milter can have mail decrypted ` +
+        'and text signed with the site key, and a TCP socket lets every local user connect. Every directory above it must let that group ' +
+        `through (g+x or o+x). Postfix reaches ${socket} only if smtpd and cleanup are not chrooted (chroot column "n" in master.cf). ` +
+        'Debian chroots them in /var/spool/postfix: there, put the socket inside it (MUSE_DATA_DIR=/var/spool/postfix/muse-milter, ' +
+        'or milter.listen: unix:/var/spool/postfix/muse-milter/milter.sock) and write unix:muse-milter/milter.sock instead.\n\n';
       assert.equal(first.stdout.slice(0, report.length), report);
       assert.equal((await stat(keyFile)).mode & 0o777, 0o600);
       assert.equal(await readFile(join(dataDir, 'keys', 'site.test.zone'), 'utf8'), zoneText);
 
-      const mta = await MilterClient.connect('inet:127.0.0.1:8899', { connectTimeout: 5_000, replyTimeout: 10_000 });
+      const mta = await MilterClient.connect(`unix:${socket}`, { connectTimeout: 5_000, replyTimeout: 10_000 });
       assert.equal(mta.negotiation?.version, 6);
       await mta.close();
-      const metrics = await fetch('http://127.0.0.1:9464/metrics');
+      const metrics = await fetch(`http://127.0.0.1:${listening[2]}/metrics`);
       assert.equal(metrics.status, 200);
       await metrics.body?.cancel();
       first.signal('SIGTERM');
@@ -258,19 +278,18 @@ describe('muse-milter as a process', { concurrency: true }, () => {
 
       const second = await ChildMuse.start(['run'], env);
       cleanups.push(() => second.kill());
-      await second.waitForStderr(/run: milter listening on inet:127\.0\.0\.1:8899/, STARTUP_TIMEOUT_MS);
+      assert.equal((await second.waitForStderr(/run: milter listening on (\S+),/, STARTUP_TIMEOUT_MS))[1], `unix:${socket}`);
       assert.match(second.stderr, new RegExp(`^run: using the site key ${keyFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\n`));
       assert.doesNotMatch(second.stdout, /First run/);
       assert.equal((await second.waitForLog('muse-milter started')).fingerprint, fingerprint);
-      const again = await MilterClient.connect('inet:127.0.0.1:8899', { connectTimeout: 5_000, replyTimeout: 10_000 });
+      const again = await MilterClient.connect(`unix:${socket}`, { connectTimeout: 5_000, replyTimeout: 10_000 });
       await again.close();
 
       // A real Postfix configured with exactly the lines the first run printed uses the milter: a message to
       // the site's own domain (local: never encrypted) goes through it and arrives unchanged.
       const printed = Object.fromEntries(
         report
-          .slice(report.indexOf('"postfix reload":\n\n') + '"postfix reload":\n\n'.length)
-          .trim()
+          .slice(report.indexOf('"postfix reload":\n\n') + '"postfix reload":\n\n'.length, report.indexOf('\n\nThis is a unix socket'))
           .split('\n')
           .map((line) => line.split(' = ') as [string, string]),
       );
@@ -295,6 +314,50 @@ describe('muse-milter as a process', { concurrency: true }, () => {
     });
   });
 
+  describe('the socket line of examples/postfix/main.cf', () => {
+    it('reaches the milter socket in the queue directory by its relative name, from smtpd (SMTP) and from cleanup (local submission)', async () => {
+      const example = await readFile(join(REPO_ROOT, 'examples', 'postfix', 'main.cf'), 'utf8');
+      const milters = example.split('\n').filter((line) => /^(non_)?smtpd_milters = /.test(line));
+      assert.deepEqual(milters, ['smtpd_milters = unix:muse-milter/milter.sock', 'non_smtpd_milters = $smtpd_milters']);
+      const sink = await SmtpSink.start();
+      cleanups.push(() => sink.close());
+      const postfix = await PostfixInstance.start({
+        smtpPort: EXAMPLE_POSTFIX_PORT,
+        settings: {
+          smtpd_milters: 'unix:muse-milter/milter.sock',
+          non_smtpd_milters: '$smtpd_milters',
+          milter_protocol: '6',
+          milter_default_action: 'tempfail',
+          transport_maps: `inline:{ site.test=smtp:[127.0.0.1]:${sink.port} }`,
+        },
+      });
+      cleanups.push(() => postfix.stop());
+      // As the README's install step makes it: muse-milter's own directory in the queue directory, group postfix.
+      const socketDir = join(postfix.queueDir, 'muse-milter');
+      await mkdir(socketDir);
+      await chown(socketDir, 0, (await lookupGroup('postfix')) as number);
+      await chmod(socketDir, 0o2750);
+      const muse = await startMuse({ site: ours, dnsServer: zone.address, settings: { milter: { listen: `unix:${socketDir}/milter.sock` } } });
+      cleanups.push(() => muse.stop());
+
+      const smtp = Buffer.from('From: <alice@site.test>\r\nTo: <bob@site.test>\r\nSubject: over SMTP\r\nMessage-ID: <example-smtp@site.test>\r\n\r\nHello\r\n');
+      assert.equal((await sendMail({ port: EXAMPLE_POSTFIX_PORT, from: 'alice@site.test', to: ['bob@site.test'], data: smtp })).final.code, 250);
+      await sink.waitForCount(1, 30_000);
+      const local = Buffer.from('From: <alice@site.test>\r\nTo: <bob@site.test>\r\nSubject: submitted locally\r\nMessage-ID: <example-local@site.test>\r\n\r\nHello\r\n');
+      const submitted = await postfix.sendmailCommand(['-f', 'alice@site.test', 'bob@site.test'], local);
+      assert.equal(submitted.code, 0, submitted.stderr);
+      await sink.waitForCount(2, 30_000);
+      // Both passed the milter: one summary each, in the order sent.
+      assert.deepEqual(
+        muse.summaries().map((line) => [line.direction, line.recipientDomains]),
+        [
+          ['outbound', ['site.test']],
+          ['outbound', ['site.test']],
+        ],
+      );
+    });
+  });
+
   describe('check-config', { concurrency: true }, () => {
     const checkConfig = (path: string) => {
       const [node, ...nodeArgs] = CLI;
@@ -308,8 +371,32 @@ describe('muse-milter as a process', { concurrency: true }, () => {
         code: 0,
         signal: null,
         stdout: `${configPath}: valid\n  site site.test, key ${ours.fingerprint}\n  milter inet:0@127.0.0.1, policy default dns\n`,
-        stderr: '',
+        stderr:
+          'check-config: warning: milter.listen inet:0@127.0.0.1 is a TCP socket: every local user can connect to it, play MTA, and have mail ' +
+          'decrypted or text signed with the site key; prefer a unix socket (milter.listen: unix:PATH, mode 0660, group of the MTA)\n',
       });
+    });
+
+    it('exits 0 for a unix socket, warning while the postfix group cannot pass the directory above it', async () => {
+      const { dataDir, configPath } = await childConfig({ milter: { listen: 'unix:SOCKET' } });
+      const socket = join(dataDir, 'run', 'milter.sock');
+      await writeFile(configPath, (await readFile(configPath, 'utf8')).replace('unix:SOCKET', `unix:${socket}`));
+      const postfixGid = await lookupGroup('postfix');
+      await mkdir(join(dataDir, 'run'), { mode: 0o700 });
+      await chmod(dataDir, 0o700);
+      const valid = `${configPath}: valid\n  site site.test, key ${ours.fingerprint}\n  milter unix:${socket}, policy default dns\n`;
+      assert.deepEqual(await checkConfig(configPath), {
+        code: 0,
+        signal: null,
+        stdout: valid,
+        stderr:
+          `check-config: warning: milter socket ${socket}: group ${postfixGid} cannot reach the socket: ${dataDir} is mode 0700 with group 0 (give it group ${postfixGid} and g+x, or o+x)\n` +
+          `check-config: warning: milter socket ${socket}: group ${postfixGid} cannot reach the socket: ${join(dataDir, 'run')} is mode 0700 with group 0 (give it group ${postfixGid} and g+x, or o+x)\n`,
+      });
+      await chmod(dataDir, 0o711);
+      await chown(join(dataDir, 'run'), 0, postfixGid as number);
+      await chmod(join(dataDir, 'run'), 0o750);
+      assert.deepEqual(await checkConfig(configPath), { code: 0, signal: null, stdout: valid, stderr: '' });
     });
 
     it('exits 1 for a key file group or others may read', async () => {

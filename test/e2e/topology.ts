@@ -232,12 +232,16 @@ async function prepareSite(workDir: string, label: string, domain: string, ports
   const values = {
     DATA_DIR: dataDir,
     SITE_DOMAIN: domain,
-    MILTER_PORT: String(ports.milter),
     DNS_PORT: String(dnsPort),
     REINJECT_PORT: String(ports.reinject),
     METRICS_PORT: String(ports.metrics),
   };
-  writeFileSync(configPath, fillPlaceholders(readExample('muse.yaml'), values, 'examples/muse.yaml'));
+  // The example listens on a unix socket in the data directory; the topology's MTAs reach each milter on its
+  // own loopback port instead, so the runs of several topologies never share a path.
+  const example = fillPlaceholders(readExample('muse.yaml'), values, 'examples/muse.yaml');
+  const exampleListen = `  listen: unix:${dataDir}/milter.sock\n`;
+  if (!example.includes(exampleListen)) throw new HarnessError('INVALID_ARGUMENT', 'examples/muse.yaml: no milter.listen line to replace');
+  writeFileSync(configPath, example.replace(exampleListen, `  listen: inet:127.0.0.1:${ports.milter}\n`));
   const milter = new MuseDaemon({ configPath, logPath: join(dataDir, 'milter.log'), milterPort: ports.milter, name: `muse-milter of ${domain}` });
   return {
     zone,
@@ -255,7 +259,9 @@ async function prepareSite(workDir: string, label: string, domain: string, ports
 
 /** Postfix for one site: examples/postfix/main.cf and master.cf, plus the site's routing and fast retries. */
 function startSitePostfix(domain: string, ports: SitePorts, routing: Readonly<Record<string, string>>): Promise<PostfixInstance> {
-  const mainCf = mainCfSettings(fillPlaceholders(readExample('postfix/main.cf'), { MILTER_PORT: String(ports.milter) }, 'examples/postfix/main.cf'));
+  const mainCf = mainCfSettings(fillPlaceholders(readExample('postfix/main.cf'), {}, 'examples/postfix/main.cf'));
+  // The example names the unix socket inside Debian's Postfix jail; the topology's milters listen on loopback ports.
+  mainCf.smtpd_milters = `inet:127.0.0.1:${ports.milter}`;
   const masterValues = {
     SUBMISSION_PORT: `127.0.0.1:${ports.submission}`,
     INBOUND_PORT: `127.0.0.1:${ports.inbound}`,
@@ -302,7 +308,11 @@ function started<T>(value: T, stop: () => Promise<unknown>): Started<T> {
 
 /** Sendmail with examples/sendmail/muse.mc pointing at site A's milter, relaying everything through the tap. */
 function startSendmail(ports: TopologyPorts): Promise<SendmailInstance> {
-  const museMc = fillPlaceholders(readExample('sendmail/muse.mc'), { MILTER_PORT: String(ports.a.milter) }, 'examples/sendmail/muse.mc');
+  // The example names the default unix socket; the topology's milters listen on loopback ports.
+  const exampleSocket = 'S=unix:/var/lib/muse-milter/milter.sock,';
+  const exampleMc = fillPlaceholders(readExample('sendmail/muse.mc'), {}, 'examples/sendmail/muse.mc');
+  if (!exampleMc.includes(exampleSocket)) throw new HarnessError('INVALID_ARGUMENT', 'examples/sendmail/muse.mc: no S=unix: socket to replace');
+  const museMc = exampleMc.replace(exampleSocket, `S=inet:${ports.a.milter}@127.0.0.1,`);
   return SendmailInstance.start({
     smtpPort: ports.sendmail,
     relayPort: ports.tap,

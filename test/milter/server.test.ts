@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { connect, type Socket } from 'node:net';
+import { connect, Server, type Socket } from 'node:net';
 import { mkdtemp, rm, stat, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,6 +82,32 @@ describe('listening', () => {
     const server2 = await MilterServer.start(stampMilter(), { listen: `unix:${strict}`, socketMode: 0o600 });
     assert.equal((await stat(strict)).mode & 0o777, 0o600);
     await server2.close();
+  });
+
+  test('unix socket gets the configured group; it is bound owner-only whatever the umask, which is restored', async () => {
+    const path = join(dir, 'group.sock');
+    const group = 4242;
+    // The umask in force when the socket file is created by the bind decides who can connect before the chmod.
+    const masks: number[] = [];
+    const listen = Server.prototype.listen;
+    Server.prototype.listen = function (this: Server, ...args: unknown[]) {
+      const mask = process.umask(0o777);
+      process.umask(mask);
+      masks.push(mask);
+      return (listen as (...a: unknown[]) => Server).apply(this, args);
+    } as typeof listen;
+    const previous = process.umask(0);
+    let server: MilterServer;
+    try {
+      server = await MilterServer.start(stampMilter(), { listen: `unix:${path}`, socketGroup: group });
+    } finally {
+      Server.prototype.listen = listen;
+      assert.equal(process.umask(previous), 0, 'the process umask is restored after the bind');
+    }
+    assert.deepEqual(masks, [0o177]);
+    const info = await stat(path);
+    assert.deepEqual([info.mode & 0o777, info.gid, info.uid], [0o660, group, process.getuid?.()]);
+    await server.close();
   });
 
   test('a stale socket file is replaced, a live one and a regular file are refused', async () => {

@@ -2,8 +2,12 @@
  * `muse-milter check-config`: validates a configuration file and the files it names (site keys with
  * their permissions), the way `postfix check` does, without starting anything.
  */
-import { loadConfig } from '../../config/index.ts';
+import { stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { parseMilterAddress } from '../../../milter/src/index.ts';
+import { loadConfig, type Config } from '../../config/index.ts';
 import { loadSiteKeys } from '../../daemon/key-files.ts';
+import { chooseSocketGroup, socketPathProblems } from '../../daemon/socket-group.ts';
 import { EXIT, type Verb } from '../verb.ts';
 
 /** The check-config verb. */
@@ -16,7 +20,9 @@ export const checkConfigVerb: Verb = {
   },
   details:
     'Reports every problem with its file, line and column, and whether the site keys load (a private key file ' +
-    'readable by group or others is refused).\nExit status: 0 valid, 1 problems found, 2 usage error.',
+    'readable by group or others is refused). Warns, without failing, when the milter listens on TCP (every local ' +
+    "user could connect) and when the unix socket's group cannot reach it through its directories.\n" +
+    'Exit status: 0 valid (warnings included), 1 problems found, 2 usage error.',
   async run(args, io) {
     const path = args.values.config;
     if (typeof path !== 'string') {
@@ -31,6 +37,29 @@ export const checkConfigVerb: Verb = {
         (keys.previous.length > 0 ? ` (+${keys.previous.length} previous)` : '') +
         `\n  milter ${config.milter.listen}, policy default ${config.policy.default}${config.policy.testing ? ' (testing: nothing is changed)' : ''}\n`,
     );
+    for (const warning of await socketWarnings(config)) io.stderr(`check-config: warning: ${warning}\n`);
     return EXIT.OK;
   },
 };
+
+/** What makes the milter socket reachable by others than the MTA, or unreachable by the MTA. */
+async function socketWarnings(config: Config): Promise<string[]> {
+  const address = parseMilterAddress(config.milter.listen);
+  if (address.kind === 'inet') {
+    return [
+      `milter.listen ${config.milter.listen} is a TCP socket: every local user can connect to it, play MTA, and have mail ` +
+        'decrypted or text signed with the site key; prefer a unix socket (milter.listen: unix:PATH, mode 0660, group of the MTA)',
+    ];
+  }
+  const group = await chooseSocketGroup(config.milter.socketGroup, { user: config.user, group: config.group });
+  // A set-group-id directory of the wanted group hands the socket that group without any privilege.
+  const directory = await stat(dirname(address.path)).catch(() => undefined);
+  const inherited = group.wanted !== undefined && directory !== undefined && (directory.mode & 0o2000) !== 0 && directory.gid === group.wanted;
+  const warnings = group.warning === undefined || inherited ? [] : [group.warning];
+  const gid = inherited ? group.wanted : group.gid;
+  // Root's group: only root connects, and root passes every directory.
+  if (gid !== undefined && gid !== 0) {
+    for (const problem of await socketPathProblems(address.path, gid)) warnings.push(`milter socket ${address.path}: ${problem}`);
+  }
+  return warnings;
+}
