@@ -69,7 +69,8 @@ export interface SendmailOptions {
  * The default .mc: relay everything to `[127.0.0.1]:{{RELAY_PORT}}`, listen on `127.0.0.1:{{PORT}}` only
  * (`no_default_msa`, else it also listens on 587 on every interface), no DNS (`nocanonify`, files-only service
  * switch, unresolvable sender domains accepted), background delivery, log level 14 (every milter step is
- * logged).
+ * logged), and no load-average limits: by default sendmail refuses connections (and stops delivering) once the
+ * load average passes a multiple of the core count, which a busy test machine reaches.
  */
 export const DEFAULT_SENDMAIL_MC = `include(\`/usr/share/sendmail/cf/m4/cf.m4')dnl
 OSTYPE(\`linux')dnl
@@ -84,6 +85,9 @@ define(\`confLOG_LEVEL', \`14')dnl
 define(\`confMILTER_LOG_LEVEL', \`14')dnl
 define(\`confTO_IDENT', \`0s')dnl
 define(\`confDELIVERY_MODE', \`background')dnl
+define(\`confREFUSE_LA', \`10000')dnl
+define(\`confQUEUE_LA', \`10000')dnl
+define(\`confDELAY_LA', \`0')dnl
 undefine(\`ALIAS_FILE')dnl
 FEATURE(\`nocanonify')dnl
 FEATURE(\`accept_unresolvable_domains')dnl
