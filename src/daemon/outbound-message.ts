@@ -46,9 +46,10 @@ export interface MessageOutcome {
 
 /**
  * The domain of an envelope recipient, normalised as every domain is (src/mail/address.ts); a bare local part
- * (`<postmaster>`) belongs to our site. A domain that cannot be converted to A-labels is kept in lower case: no
- * configuration entry can match it, and its key lookup fails as a DNS failure would (see key-service.ts), so it
- * is deferred rather than sent in clear.
+ * (`<postmaster>`) belongs to our site. A domain that cannot be converted to A-labels (bytes that are not UTF-8
+ * included: they are U+FFFD by then) is kept, decoded, in lower case: no configuration entry can match it, it is
+ * never decoded again into some other name, and its key lookup fails as a DNS failure would (see
+ * key-service.ts), so it is deferred rather than sent in clear; reply texts do not name it (recipient-policy.ts).
  */
 export function recipientDomain(recipient: string, siteDomain: string): string {
   return envelopeDomain(recipient, siteDomain) ?? envelopeAddress(recipient).slice(envelopeAddress(recipient).lastIndexOf('@') + 1).toLowerCase();

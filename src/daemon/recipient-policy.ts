@@ -52,9 +52,19 @@ function refuse(action: 'tempfail' | 'reject', enhanced: string, text: string, r
     : { kind: 'refuse', temporary: false, reply: { code: 550, enhanced: `5.${enhanced}`, text }, reason };
 }
 
+/**
+ * The domain as an SMTP reply names it. Replies are ASCII (RFC 5321 §2.4), and the milter protocol carries one byte
+ * per character: a domain IDNA could not convert (kept in Unicode, see outbound-message.ts) would come out as
+ * other characters, possibly another domain's name (U+0378 as `x`). Normalised domains are A-labels, ASCII.
+ */
+function replyName(domain: string): string {
+  return /^[\x21-\x7e]+$/.test(domain) ? domain : 'the recipient domain';
+}
+
 /** Decides for one recipient domain. Pure: same input, same answer. */
 export function decideRecipient(domain: string, facts: DomainFacts | undefined, settings: RecipientPolicySettings): RecipientDecision {
   if (settings.isLocal(domain)) return { kind: 'local', reason: 'local domain' };
+  const shown = replyName(domain);
   const admin = settings.policyFor(domain);
   if (admin === 'never') return { kind: 'clear', signed: settings.signCleartext, reason: 'policy never' };
   if (facts === undefined) throw new Error(`no DNS facts for ${domain}`);
@@ -67,20 +77,20 @@ export function decideRecipient(domain: string, facts: DomainFacts | undefined, 
         // The administrator lowered a published `enforce` on purpose; pins still apply (handled above by the outlook).
         return { kind: 'clear', signed: settings.signCleartext, reason: 'no usable key; policy opportunistic (published enforce overridden)' };
       }
-      return refuse('tempfail', '7.1', `Encryption to ${domain} is required but not possible now`, outlook.reason);
+      return refuse('tempfail', '7.1', `Encryption to ${shown} is required but not possible now`, outlook.reason);
     case 'tempfail-dns': {
       const action = required || facts.pinned ? (settings.actions.dnsError === 'reject' ? 'reject' : 'tempfail') : settings.actions.dnsError;
       if (action === 'accept') return { kind: 'clear', signed: settings.signCleartext, reason: `${outlook.reason}; delivered in clear (dnsError accept)` };
-      return refuse(action, '4.3', `Key lookup for ${domain} failed`, outlook.reason);
+      return refuse(action, '4.3', `Key lookup for ${shown} failed`, outlook.reason);
     }
     case 'encrypt':
       if (settings.requireDnssec && !facts.dnssec) {
-        if (required) return refuse(settings.actions.noKeyRequired, '7.1', `No DNSSEC-validated key for ${domain}`, 'keys not validated by DNSSEC');
+        if (required) return refuse(settings.actions.noKeyRequired, '7.1', `No DNSSEC-validated key for ${shown}`, 'keys not validated by DNSSEC');
         return { kind: 'clear', signed: settings.signCleartext, reason: 'keys not validated by DNSSEC (requireDnssec)' };
       }
       return { kind: 'encrypt', fingerprints: outlook.encryptTo, dnssec: facts.dnssec, reason: outlook.reason };
     case 'sign-only':
-      if (required) return refuse(settings.actions.noKeyRequired, '7.1', `Encryption to ${domain} is required and no key was found`, outlook.reason);
+      if (required) return refuse(settings.actions.noKeyRequired, '7.1', `Encryption to ${shown} is required and no key was found`, outlook.reason);
       return { kind: 'clear', signed: settings.signCleartext, reason: outlook.reason };
   }
 }

@@ -35,15 +35,13 @@ export function normaliseDomain(input: string): string | null {
 /**
  * An envelope address as the MTA hands it over (a binary string, one character per byte, as the milter library
  * decodes every string; angle brackets possibly kept), with its bytes read as UTF-8 (RFC 6531 SMTPUTF8 mail).
- * Bytes that are not UTF-8 stay as they are, and their domain then fails {@link normaliseDomain}.
+ * Bytes that are not UTF-8 become U+FFFD, which IDNA never converts, so such a domain fails
+ * {@link normaliseDomain}. Kept as one character per byte they would be read as Latin-1, and `b\xfccher.test`
+ * would become bücher.test: a spelling the MTA routes elsewhere, meeting that domain's policy.
  */
 export function envelopeAddress(raw: string): string {
   const bare = raw.trim().replace(/^<(.*)>$/s, '$1');
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(bare, 'latin1'));
-  } catch {
-    return bare;
-  }
+  return new TextDecoder('utf-8').decode(Buffer.from(bare, 'latin1'));
 }
 
 /**
@@ -56,9 +54,13 @@ export function envelopeDomain(raw: string, localDomain: string): string | null 
   return normaliseDomain(at < 0 ? localDomain : address.slice(at + 1));
 }
 
-/** The domain of `user@domain` (or `<user@domain>`), or the argument itself when it has no `@`; normalised or null. */
+/**
+ * The domain of `user@domain` (or `<user@domain>`), or the argument itself when it has no `@`; normalised or null.
+ * The input is text (a command-line argument, a domain {@link envelopeAddress} already decoded), never bytes: read
+ * as bytes again, a name IDNA cannot convert could turn into another domain that it can (U+0378 into `x`).
+ */
 export function domainOfAddressOrDomain(input: string): string | null {
-  const bare = envelopeAddress(input);
+  const bare = input.trim().replace(/^<(.*)>$/s, '$1');
   const at = bare.lastIndexOf('@');
   return normaliseDomain(at >= 0 ? bare.slice(at + 1) : bare);
 }

@@ -6,7 +6,7 @@
  * 2. {@link startKnotUnbound}: the real thing, as INFRA.md §6 describes: knot serving and signing zones, unbound
  *    validating in front of it, both on loopback in a temporary directory. It throws when either cannot start.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { createTCPServer, createUDPServer, Packet } from 'dns2';
@@ -276,6 +276,13 @@ export interface KnotUnbound {
    * changed zone by itself). Resolves with the result whatever the exit status; bounded to 10 s.
    */
   knotc(args: readonly string[]): Promise<CommandResult>;
+  /**
+   * Replaces the records of the zone `name` (what {@link TestZone.records} gave at start) and has knot load the new
+   * zone file (`zone-reload`, blocking; knot signs a signed zone's changes and raises the serial itself). unbound
+   * may answer from its cache until cache-max-ttl has passed: wait for the change to show there.
+   * @throws HarnessError `COMMAND_FAILED` when the zone is not one of this instance's or knot refuses the file
+   */
+  setZoneRecords(name: string, records: string): Promise<void>;
   /** Stops both daemons and removes the instance directory. */
   stop(): Promise<void>;
 }
@@ -321,6 +328,16 @@ export async function startKnotUnbound(
         unbound ??= await startUnbound(dir, zones, ports, trustAnchors, cacheLimits);
       },
       knotc: (args) => runCommand('knotc', ['-c', started.config, ...args], { timeoutMs: 10_000 }),
+      async setZoneRecords(name, records) {
+        const zone = zones.find((z) => z.name === name);
+        if (zone === undefined) throw new HarnessError('COMMAND_FAILED', `no zone ${name} in this knot instance`);
+        const file = join(dir, 'knot', 'zones', `${name}.zone`);
+        // Written beside it, then renamed over it: knot never reads half a file.
+        await writeFile(`${file}.new`, zoneFileText({ ...zone, records }));
+        await mustSucceed('chown', ['knot:knot', `${file}.new`]);
+        await rename(`${file}.new`, file);
+        await mustSucceed('knotc', ['-c', started.config, '-b', 'zone-reload', name]);
+      },
       stop,
     };
   } catch (error) {
@@ -332,14 +349,7 @@ export async function startKnotUnbound(
 async function startKnot(dir: string, zones: readonly TestZone[], port: number): Promise<{ daemon: DaemonProcess; config: string }> {
   const base = join(dir, 'knot');
   for (const sub of ['zones', 'db', 'run']) await mkdir(join(base, sub), { recursive: true });
-  for (const zone of zones) {
-    await writeFile(
-      join(base, 'zones', `${zone.name}.zone`),
-      `$ORIGIN ${zone.name}.\n$TTL 300\n` +
-        `@ SOA ns.${zone.name}. hostmaster.${zone.name}. 1 3600 600 86400 60\n@ NS ns.${zone.name}.\nns A 127.0.0.1\n` +
-        `${zone.records}\n`,
-    );
-  }
+  for (const zone of zones) await writeFile(join(base, 'zones', `${zone.name}.zone`), zoneFileText(zone));
   const config = join(base, 'knot.conf');
   await writeFile(
     config,
@@ -395,6 +405,15 @@ async function startKnot(dir: string, zones: readonly TestZone[], port: number):
     throw error;
   }
   return { daemon, config };
+}
+
+/** The zone file of `zone`: SOA, NS and the name server's address, then its records. */
+function zoneFileText(zone: TestZone): string {
+  return (
+    `$ORIGIN ${zone.name}.\n$TTL 300\n` +
+    `@ SOA ns.${zone.name}. hostmaster.${zone.name}. 1 3600 600 86400 60\n@ NS ns.${zone.name}.\nns A 127.0.0.1\n` +
+    `${zone.records}\n`
+  );
 }
 
 /** keymgr's DS records for signed zones, and a DS that matches nothing for bogus ones. */

@@ -40,18 +40,40 @@ export interface Sender {
 export async function startSender(): Promise<Sender> {
   let handler = zoneHandler([]);
   const dns: FakeDnsServer = await startFakeDns((query, via) => handler(query, via));
-  const dir = await mkdtemp(join(tmpdir(), 'muse-pin-attack-'));
-  const pins = await PinStore.open(dir);
+  const sender = await startResolverSender(dns.address);
   return {
     serve(records, options = {}) {
       handler = zoneHandler(records, { ad: options.ad ?? false, negativeTtl: 0 });
     },
-    async send() {
+    send: () => sender.send(PARTNER),
+    store: sender.store,
+    async close() {
+      await dns.close();
+      await sender.close();
+    },
+  };
+}
+
+/** A sender with a pin store of its own whose lookups go to a given resolver (a fake server or a real one). */
+export interface ResolverSender {
+  /** The decision for a message to `domain` now, after a fresh lookup (no cache from earlier steps). */
+  send(domain: string): Promise<RecipientDecision>;
+  /** The pin store as a new process would read it from disk. */
+  readonly store: () => Promise<PinStore>;
+  close(): Promise<void>;
+}
+
+/** Starts a sender asking `server` (`host:port`), its pin store in a new directory. */
+export async function startResolverSender(server: string): Promise<ResolverSender> {
+  const dir = await mkdtemp(join(tmpdir(), 'muse-pin-attack-'));
+  const pins = await PinStore.open(dir);
+  return {
+    async send(domain) {
       // A new resolver per message: each step sees the answer served now, as after the TTL has run out.
-      const service = new KeyService(createSiteKeyFinder(createResolver({ servers: [dns.address] })), pins);
-      const { facts } = await service.domainKeys(PARTNER);
+      const service = new KeyService(createSiteKeyFinder(createResolver({ servers: [server] })), pins);
+      const { facts } = await service.domainKeys(domain);
       await pins.flushed();
-      return decideRecipient(PARTNER, facts, {
+      return decideRecipient(domain, facts, {
         policyFor: () => 'dns',
         isLocal: () => false,
         requireDnssec: false,
@@ -60,9 +82,6 @@ export async function startSender(): Promise<Sender> {
       });
     },
     store: () => PinStore.open(dir),
-    async close() {
-      await dns.close();
-      await rm(dir, { recursive: true, force: true });
-    },
+    close: () => rm(dir, { recursive: true, force: true }),
   };
 }
