@@ -53,7 +53,7 @@ async function reEncryptToUs(armored: Buffer, addUnhashedRecipient = false): Pro
     if (done) break;
     if (value !== undefined) packets.push(value);
   }
-  assert.deepEqual([...packets].map((p) => (p.constructor as { tag: number }).tag), [enums.packet.onePassSignature, enums.packet.literalData, enums.packet.signature]);
+  assert.deepEqual([...packets].map((p) => (p.constructor as unknown as { tag: number }).tag), [enums.packet.onePassSignature, enums.packet.literalData, enums.packet.signature]);
   if (addUnhashedRecipient) {
     const signature = packets[2] as SignaturePacket;
     signature.unhashedSubpackets.push({ type: INTENDED_RECIPIENT_SUBPACKET, critical: false, body: intendedRecipientBody(rx.sites.ours.publicKey) });

@@ -180,8 +180,3 @@ export function authResults(verdict: ExpectedVerdict): Field {
 export function summaryReason(verdict: ExpectedVerdict): string {
   return `${verdict.result} (${verdict.reason})${verdict.from === undefined ? '' : ` from ${verdict.from}`}`;
 }
-
-/** A header list as the milter carries it: CRLF folding becomes LF. */
-export function asCarried(fields: readonly Field[]): Field[] {
-  return fields.map((f) => ({ name: f.name, value: f.value.replace(/\r\n/g, '\n') }));
-}
