@@ -78,5 +78,22 @@ describe('multiple From', () => {
 
   it('an IPv6 address literal: fail bad-from-domain', () => attack([field('From', 'ceo@[IPv6:2001:db8::1]')], 'Q-LITERAL6', fail('bad-from-domain')));
 
+  it('no From in the signed header, transport From at victim.test, signed by victim.test: fail from-not-signed', async () => {
+    const armored = await signedAndEncrypted(entity(withFroms([])), rx.sites.victim.privateKey, [rx.sites.ours.publicKey]);
+    const message = pgpMime(transportFields('CEO <ceo@victim.test>'), armored);
+    const outcome = await rx.send(message, 'Q-NOFROM-V');
+    const verdict: ExpectedVerdict = { result: 'fail', reason: 'from-not-signed', from: 'victim.test', fingerprint: rx.sites.victim.fingerprint, dnssec: false, encrypted: true };
+    assert.deepEqual(outcome.delivered?.headers, [authResults(verdict), ...message.headers]);
+    assert.ok(outcome.delivered?.body.equals(message.body), 'kept encrypted');
+  });
+
+  it('no From in the signed header, transport From at victim.test, signed by attacker.test: fail from-not-signed, kept encrypted', async () => {
+    const armored = await signedAndEncrypted(entity(withFroms([])), rx.sites.attacker.privateKey, [rx.sites.ours.publicKey]);
+    const message = pgpMime(transportFields('CEO <ceo@victim.test>'), armored);
+    const outcome = await rx.send(message, 'Q-NOFROM-A');
+    assert.deepEqual(outcome.delivered?.headers, [authResults({ result: 'fail', reason: 'from-not-signed', from: 'victim.test', encrypted: true }), ...message.headers]);
+    assert.ok(outcome.delivered?.body.equals(message.body), 'kept encrypted');
+  });
+
   it('an empty From: fail unparseable-from', () => attack([field('From', '')], 'Q-BLANK', fail('unparseable-from')));
 });
