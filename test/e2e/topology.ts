@@ -20,7 +20,8 @@
  * Ports (127.0.0.1 only). The e2e suite owns 13000-13249; each test file takes one block of 50 and starts
  * its own topology, so files running in parallel never share a port or a directory:
  *
- *   block base:  13000 delivery.test.ts   13050 faults.test.ts   13100 restarts.test.ts   13150 (free)
+ *   block base:  13000 delivery.test.ts   13050 faults.test.ts   13100 restarts.test.ts
+ *                13150 test/security/from-spoof-through-postfix.test.ts
  *                13200 reinjection.test.ts
  *
  *   offset  service                          offset  service
@@ -49,7 +50,7 @@ import { MuseDaemon } from './muse-daemon.ts';
 import { SmtpTap } from './smtp-tap.ts';
 
 /** First port of each test file's block (see the map above). */
-export const PORT_BLOCKS = { delivery: 13000, faults: 13050, restarts: 13100, reinjection: 13200 } as const;
+export const PORT_BLOCKS = { delivery: 13000, faults: 13050, restarts: 13100, spoof: 13150, reinjection: 13200 } as const;
 
 /** The domains of the topology. */
 export const DOMAINS = {
