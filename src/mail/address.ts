@@ -73,6 +73,8 @@ export interface Mailbox {
   readonly rawDomain: string;
   /** The normalised domain, or null when it is not a usable mail domain (an address literal, a bad label). */
   readonly domain: string | null;
+  /** Whether the mailbox stood inside a group (`Team: a@x.test, b@x.test;`). */
+  readonly inGroup: boolean;
 }
 
 /** Header values longer than this are not parsed: no legitimate address list comes near it. */
@@ -99,7 +101,7 @@ export function mailboxesOf(value: string, encoding: HeaderEncoding): Mailbox[] 
   const out: Mailbox[] = [];
   for (const entry of parsed.addresses) {
     const mailboxes = entry.type === 'group' ? entry.addresses : [entry];
-    for (const m of mailboxes) out.push({ address: m.address, rawDomain: m.domain, domain: normaliseDomain(m.domain) });
+    for (const m of mailboxes) out.push({ address: m.address, rawDomain: m.domain, domain: normaliseDomain(m.domain), inGroup: entry.type === 'group' });
   }
   return out;
 }
@@ -133,7 +135,8 @@ export function authorOf(fromValues: readonly string[], encoding: HeaderEncoding
   if (fromValues.length === 0) return { kind: 'no-from' };
   if (fromValues.length > 1) return { kind: 'multiple-from-fields', count: fromValues.length };
   const mailboxes = mailboxesOf(fromValues[0] as string, encoding);
-  if (mailboxes === null || mailboxes.length === 0) return { kind: 'unparseable-from' };
+  // RFC 5322 §3.6.2: From is a mailbox-list; a group (even of one) is not From syntax.
+  if (mailboxes === null || mailboxes.length === 0 || mailboxes.some((m) => m.inGroup)) return { kind: 'unparseable-from' };
   if (mailboxes.length > 1) return { kind: 'multiple-mailboxes', count: mailboxes.length };
   const mailbox = mailboxes[0] as Mailbox;
   if (mailbox.domain === null) return { kind: 'bad-from-domain', rawDomain: mailbox.rawDomain };

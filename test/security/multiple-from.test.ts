@@ -66,13 +66,16 @@ describe('multiple From', () => {
   it('one From with two mailboxes (victim, attacker): fail multiple-from-mailboxes', () =>
     attack([field('From', 'CEO <ceo@victim.test>, x@attacker.test')], 'Q-BM', fail('multiple-from-mailboxes')));
 
-  it('a group of two mailboxes: fail multiple-from-mailboxes', () =>
-    attack([field('From', 'Board: x@attacker.test, CEO <ceo@victim.test>;')], 'Q-GROUP', fail('multiple-from-mailboxes')));
+  // RFC 5322 §3.6.2: From is a mailbox-list, so a group is not From syntax at all, whatever it holds.
+  it('a group of two mailboxes: fail unparseable-from', () =>
+    attack([field('From', 'Board: x@attacker.test, CEO <ceo@victim.test>;')], 'Q-GROUP', fail('unparseable-from')));
 
   it('an empty group names no mailbox: fail unparseable-from', () => attack([field('From', 'Undisclosed:;')], 'Q-EMPTY', fail('unparseable-from')));
 
-  it('a group holding only the victim: one mailbox, victim.test, whose key did not sign', () =>
-    attack([field('From', 'Board: CEO <ceo@victim.test>;')], 'Q-GROUP-V', { result: 'fail', reason: 'signer-not-published', from: 'victim.test', dnssec: false, encrypted: true }));
+  it('a group holding only the victim: fail unparseable-from', () => attack([field('From', 'Board: CEO <ceo@victim.test>;')], 'Q-GROUP-V', fail('unparseable-from')));
+
+  it('a group holding only the signer itself: fail unparseable-from, never pass', () =>
+    attack([field('From', 'Board: x@attacker.test;')], 'Q-GROUP-A', fail('unparseable-from')));
 
   it('an address literal domain: fail bad-from-domain', () => attack([field('From', 'CEO <ceo@[192.0.2.1]>')], 'Q-LITERAL', fail('bad-from-domain')));
 
