@@ -227,7 +227,7 @@ async function openClearSigned(ctx: Context, signedPart: Buffer, armoredSignatur
 async function openEncrypted(ctx: Context, armored: Buffer): Promise<InboundResult> {
   let decrypted: DecryptedMessage;
   try {
-    const encrypted = await readEncrypted(armored);
+    const encrypted = await readEncrypted(armored, ctx.limits.maxSessionKeyPackets);
     if (!isAddressedTo(encrypted, ctx.siteKeys)) return unchanged(ctx, 'not-for-us');
     const decrypt = (): Promise<DecryptedMessage> =>
       decryptMessage(encrypted, ctx.siteKeys, ctx.now, decompressionCap(encrypted.byteLength, ctx.limits), ctx.limits);

@@ -23,6 +23,7 @@ import {
 } from 'openpgp';
 import { dearmor } from './armor.ts';
 import { pgpConfig } from './config.ts';
+import { EncryptedMessageShape } from './encrypted-message.ts';
 import { errorMessage, PgpError, type PgpLimit } from './errors.ts';
 import { checkSignatures, type SignatureCheck } from './signature-check.ts';
 
@@ -54,9 +55,19 @@ export const DEFAULT_SESSION_KEY_BOUNDS: SessionKeyBounds = Object.freeze({ maxS
 
 const WILDCARD_KEY_ID = '0000000000000000';
 
-/** Dearmors and parses an encrypted message. Throws `ARMOR_INVALID` or `MESSAGE_INVALID`. */
-export async function readEncrypted(armored: Uint8Array): Promise<EncryptedMessage> {
+/**
+ * Dearmors and parses an encrypted message. Throws `ARMOR_INVALID`, `MESSAGE_INVALID`, or `LIMIT_EXCEEDED` when it
+ * carries more session key packets than `maxSessionKeyPackets`: those are counted from the packet headers alone
+ * before openpgp.js parses any (which costs far more per packet), so such a flood is refused at the cost of one
+ * pass over its octets.
+ */
+export async function readEncrypted(armored: Uint8Array, maxSessionKeyPackets = DEFAULT_SESSION_KEY_BOUNDS.maxSessionKeyPackets): Promise<EncryptedMessage> {
   const binary = dearmor('MESSAGE', armored);
+  const shape = new EncryptedMessageShape();
+  shape.update(binary);
+  if (shape.keyPackets > maxSessionKeyPackets) {
+    throw limitError('session-key-packets', maxSessionKeyPackets, `more than ${maxSessionKeyPackets} session key packets`);
+  }
   try {
     const message = await readMessage({ binaryMessage: new Uint8Array(binary.buffer, binary.byteOffset, binary.byteLength), config: pgpConfig() });
     return { message, recipientKeyIds: message.getEncryptionKeyIDs().map((id) => id.toHex().toUpperCase()), byteLength: binary.byteLength };
