@@ -176,9 +176,20 @@ const actionsSection = z.strictObject({
   }),
 });
 
+/**
+ * Every cost of a message grows with its size; these put a ceiling on what a sender could otherwise multiply. The
+ * header limits hold for the header found inside an encrypted or signed message too.
+ */
 const limitsSection = z.strictObject({
   maxMessageSize: size.default(50 * 1024 * 1024),
   maxHeaderBytes: size.default(1024 * 1024),
+  maxHeaderFields: z.number().int().min(1).default(1000),
+  // Decompressed data may be this many times the encrypted message, and never more than maxMessageSize.
+  maxDecompressionRatio: z.number().min(1).default(20),
+  maxSessionKeyPackets: z.number().int().min(1).default(1000),
+  maxSessionKeyAttempts: z.number().int().min(1).default(8),
+  // Per process (each worker has its own); further decryptions wait their turn, in order.
+  maxConcurrentDecryptions: z.number().int().min(1).default(2),
 });
 
 const syslogSection = z

@@ -6,6 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import type { Config } from '../config/index.ts';
 import { createResolver } from '../dns/index.ts';
+import { Slots } from '../engine/index.ts';
 import { createSiteKeyFinder } from '../keys/index.ts';
 import type { MuseMetrics } from '../metrics/index.ts';
 import { openPinDirectory, type PinKeeper } from '../pins/index.ts';
@@ -41,6 +42,10 @@ export async function buildRuntime(config: Config, deps: RuntimeDependencies, pr
   const sameKeySettings =
     previous !== undefined && JSON.stringify(previous.config.dns) === JSON.stringify(config.dns) && JSON.stringify(previous.config.pins) === JSON.stringify(config.pins);
   const keyService = sameKeySettings ? previous.keys : await createKeyService(config, deps, now);
+  // One set of slots per process for good: a reload that made new ones would let the decryptions still running
+  // under the old set and the new ones add up.
+  const decryptionSlots = previous?.decryptionSlots ?? new Slots(config.limits.maxConcurrentDecryptions);
+  decryptionSlots.resize(config.limits.maxConcurrentDecryptions);
   return {
     config,
     signingKey: keys.current.privateKey,
@@ -55,6 +60,7 @@ export async function buildRuntime(config: Config, deps: RuntimeDependencies, pr
     metrics,
     now,
     submit: deps.submit ?? smtpSubmit,
+    decryptionSlots,
   };
 }
 

@@ -10,7 +10,7 @@ import { failureVerdict } from './failure-actions.ts';
 import { editsToModifications } from './header-edits.ts';
 import type { MessageOutcome } from './outbound-message.ts';
 import { disposingChunks } from './output-body.ts';
-import type { Runtime } from './runtime.ts';
+import { engineLimits, type Runtime } from './runtime.ts';
 
 /** What the inbound path needs from the message. */
 export interface InboundMessage {
@@ -40,7 +40,10 @@ export async function processInbound(runtime: Runtime, message: InboundMessage):
     alignment: runtime.config.inbound.alignment,
     unwrapSigned: runtime.config.policy.unwrapSigned,
     headerEncoding: 'latin1',
-    limits: { maxMessageBytes: runtime.config.limits.maxMessageSize, maxHeaderBytes: runtime.config.limits.maxHeaderBytes },
+    limits: engineLimits(runtime.config),
+    // Waiting for a slot happens within end of message, where the milter library keeps the MTA informed with
+    // progress replies.
+    decryptionSlots: runtime.decryptionSlots,
     now: runtime.now,
   });
   const forged = (): Modification[] => forgedFieldsRemoval(runtime, message.headers);

@@ -19,7 +19,7 @@ import { decideRecipient } from './recipient-policy.ts';
 import { bareAddress, digestBody, messageIdValues } from './copy-identity.ts';
 import { ledgerKey, type LedgerEntry } from './reinjection-ledger.ts';
 import { submitCopy } from './reinjection.ts';
-import type { Runtime } from './runtime.ts';
+import { engineLimits, type Runtime } from './runtime.ts';
 import { observesOnly } from './testing-mode.ts';
 
 /** What the outbound path needs from the message. */
@@ -122,7 +122,7 @@ async function protect(runtime: Runtime, message: OutboundMessage, group: Recipi
     headerProtection: runtime.config.policy.headerProtection,
     subjectPlaceholder: runtime.config.policy.subjectPlaceholder,
     headerEncoding: 'latin1',
-    limits: { maxMessageBytes: runtime.config.limits.maxMessageSize, maxHeaderBytes: runtime.config.limits.maxHeaderBytes },
+    limits: engineLimits(runtime.config),
     spool: { dir: runtime.config.milter.spoolDirectory as string },
     now: runtime.now,
   });

@@ -5,6 +5,7 @@
  */
 import type { PrivateKey } from 'openpgp';
 import type { Config } from '../config/index.ts';
+import type { Limits, Slots } from '../engine/index.ts';
 import type { MuseLogger } from '../log/index.ts';
 import { normaliseDomain } from '../mail/address.ts';
 import type { MuseMetrics } from '../metrics/index.ts';
@@ -35,6 +36,21 @@ export interface Runtime {
   readonly now: () => Date;
   /** Hands a copy to the MTA (the re-injection endpoint). */
   readonly submit: (submission: Submission) => Promise<SubmissionResult>;
+  /** How many decryptions this process runs at once (`limits.maxConcurrentDecryptions`); kept across reloads. */
+  readonly decryptionSlots: Slots;
+}
+
+/** The engine's limits as the configuration sets them. */
+export function engineLimits(config: Config): Partial<Limits> {
+  const limits = config.limits;
+  return {
+    maxMessageBytes: limits.maxMessageSize,
+    maxHeaderBytes: limits.maxHeaderBytes,
+    maxHeaderFields: limits.maxHeaderFields,
+    maxDecompressionRatio: limits.maxDecompressionRatio,
+    maxSessionKeyPackets: limits.maxSessionKeyPackets,
+    maxSessionKeyAttempts: limits.maxSessionKeyAttempts,
+  };
 }
 
 /** A domain as every comparison sees it (src/mail/address.ts); one that cannot be normalised is kept lower-cased. */

@@ -12,8 +12,8 @@
  *     policy.encrypted=<yes|no>
  */
 import { readAuthenticationResults } from '../mail/authentication-results.ts';
-import { fieldsNamed, sameHeaderName, type HeaderField } from '../mime/header-fields.ts';
-import { distinctNames, syncFieldEdits, type HeaderEdit } from './header-edits.ts';
+import type { HeaderField } from '../mime/header-fields.ts';
+import { groupFields, nameKey, syncGroupEdits, type HeaderEdit } from './header-edits.ts';
 import type { Verdict } from './verdict.ts';
 
 /** The field name. */
@@ -62,12 +62,17 @@ function claimsOurResult(value: string, own: string): boolean {
 export function forgedFieldDeletions(fields: readonly HeaderField[], authservId: string): HeaderEdit[] {
   const own = authservId.toLowerCase();
   const deletions: HeaderEdit[] = [];
-  const existing = fieldsNamed(fields, AUTHENTICATION_RESULTS);
+  const groups = groupFields(fields);
+  const existing = groups.get(nameKey(AUTHENTICATION_RESULTS))?.fields ?? [];
   for (let i = existing.length; i >= 1; i--) {
     if (claimsOurResult((existing[i - 1] as HeaderField).value, own)) deletions.push({ op: 'change', name: AUTHENTICATION_RESULTS, index: i, value: '' });
   }
-  const names = distinctNames(fields, (name) => sameHeaderName(name, PROTECTION_FIELD_NAME) || name.trim().toLowerCase().startsWith(UNVERIFIED_PREFIX.toLowerCase()));
-  for (const name of names) deletions.push(...syncFieldEdits(fields, name, []));
+  const protection = nameKey(PROTECTION_FIELD_NAME);
+  const unverified = nameKey(UNVERIFIED_PREFIX);
+  for (const [key, group] of groups) {
+    if (key !== protection && !key.startsWith(unverified)) continue;
+    for (const edit of syncGroupEdits(group.fields, group.name, [])) deletions.push(edit);
+  }
   return deletions;
 }
 

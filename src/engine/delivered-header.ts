@@ -11,10 +11,10 @@
  * ones (the RFC 9788 `hp` parameter removed), since they describe the body now delivered. Only these names are
  * taken from inside, so a sender cannot smuggle trace or authentication fields into the delivered header.
  */
-import { isContentField, sameHeaderName, type HeaderField } from '../mime/header-fields.ts';
+import { isContentField, type HeaderField } from '../mime/header-fields.ts';
 import { DEFAULT_PROTECTED_FIELDS, stripHeaderProtection } from '../mime/inner-entity.ts';
 import { UNVERIFIED_PREFIX } from './authentication-results.ts';
-import { distinctNames, syncFieldEdits, type HeaderEdit } from './header-edits.ts';
+import { groupFields, nameKey, syncGroupEdits, type HeaderEdit } from './header-edits.ts';
 
 /**
  * Fields a reader takes as facts about the message: the fields senders protect by default, and Bcc. The header a
@@ -22,19 +22,39 @@ import { distinctNames, syncFieldEdits, type HeaderEdit } from './header-edits.t
  */
 export const USER_FACING_FIELDS: readonly string[] = Object.freeze([...DEFAULT_PROTECTED_FIELDS, 'Bcc']);
 
+const USER_FACING_KEYS: ReadonlySet<string> = new Set(USER_FACING_FIELDS.map(nameKey));
+
 /** Whether a field name is one of {@link USER_FACING_FIELDS}. */
 export function isUserFacing(name: string): boolean {
-  return USER_FACING_FIELDS.some((f) => sameHeaderName(f, name));
+  return USER_FACING_KEYS.has(nameKey(name));
 }
 
-/** The values of the fields called `name` in `fields`; a Content-Type loses its trailing `hp` parameter. */
-function valuesOf(fields: readonly HeaderField[], name: string): string[] {
-  return fields.filter((f) => sameHeaderName(f.name, name)).map((f) => (sameHeaderName(name, 'Content-Type') ? stripHeaderProtection(f.value).value : f.value));
+/** The values of one group of fields; a Content-Type loses its trailing `hp` parameter. */
+function valuesOf(key: string, fields: readonly HeaderField[]): string[] {
+  return fields.map((f) => (key === 'content-type' ? stripHeaderProtection(f.value).value : f.value));
+}
+
+/**
+ * Edits making the fields of `outer` whose names pass `selected` carry exactly the values `source` has for them
+ * (none when `source` has none). Both headers are grouped by name once, so this is linear in their sizes.
+ */
+function syncSelected(outer: readonly HeaderField[], source: readonly HeaderField[], selected: (name: string) => boolean): HeaderEdit[] {
+  const outside = groupFields(outer);
+  const inside = groupFields(source);
+  const edits: HeaderEdit[] = [];
+  // Names in the order the source has them, then those only outside: the order the edits always had.
+  const keys = new Set([...inside.keys(), ...outside.keys()]);
+  for (const key of keys) {
+    const name = (inside.get(key) ?? outside.get(key))?.name as string;
+    if (!selected(name)) continue;
+    for (const edit of syncGroupEdits(outside.get(key)?.fields ?? [], name, valuesOf(key, inside.get(key)?.fields ?? []))) edits.push(edit);
+  }
+  return edits;
 }
 
 /** Edits giving `outer` the Content-* fields of the entity `inner` whose body is delivered instead. */
 export function contentFieldEdits(outer: readonly HeaderField[], inner: readonly HeaderField[]): HeaderEdit[] {
-  return distinctNames([...inner, ...outer], isContentField).flatMap((name) => syncFieldEdits(outer, name, valuesOf(inner, name)));
+  return syncSelected(outer, inner, isContentField);
 }
 
 /**
@@ -42,7 +62,7 @@ export function contentFieldEdits(outer: readonly HeaderField[], inner: readonly
  * removed when not signed, added when signed but missing outside.
  */
 export function signedHeaderEdits(outer: readonly HeaderField[], signed: readonly HeaderField[]): HeaderEdit[] {
-  return distinctNames([...signed, ...outer], isUserFacing).flatMap((name) => syncFieldEdits(outer, name, valuesOf(signed, name)));
+  return syncSelected(outer, signed, isUserFacing);
 }
 
 /** Additions carrying the user-facing fields of an unauthenticated decrypted header as `Muse-Unverified-<Name>`. */

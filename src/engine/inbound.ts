@@ -33,7 +33,8 @@ import { collect, readBody, type BodyInput, type BodyState } from './body-input.
 import { contentFieldEdits, signedHeaderEdits, unverifiedFieldAdditions } from './delivered-header.ts';
 import { EngineError, rejectUnknownOptions } from './errors.ts';
 import type { HeaderEdit } from './header-edits.ts';
-import { limitExceeded, resolveLimits, type LimitExceeded, type Limits } from './limits.ts';
+import { decompressionCap, headerLimitExceeded, limitExceeded, resolveLimits, type LimitExceeded, type Limits } from './limits.ts';
+import type { Slots } from './slots.ts';
 import { memoryBody, type OutputBody } from './output-body.ts';
 import { plainVerdict, verdictFromFailedCheck, type Verdict, type VerdictReason } from './verdict.ts';
 
@@ -77,11 +78,16 @@ export interface InboundOptions {
   /** How header strings map to bytes. Default `utf8`. */
   readonly headerEncoding?: HeaderEncoding;
   readonly limits?: Partial<Limits>;
+  /**
+   * Shared by every message a process opens, so only so many decryptions run at once; the others wait their
+   * turn. Without it decryptions are not limited in number.
+   */
+  readonly decryptionSlots?: Slots;
   /** Clock for key validity and signature checks. */
   readonly now?: () => Date;
 }
 
-const OPTION_KEYS = ['headers', 'body', 'siteKeys', 'senderKeys', 'authservId', 'localDomains', 'alignment', 'unwrapSigned', 'headerEncoding', 'limits', 'now'];
+const OPTION_KEYS = ['headers', 'body', 'siteKeys', 'senderKeys', 'authservId', 'localDomains', 'alignment', 'unwrapSigned', 'headerEncoding', 'limits', 'decryptionSlots', 'now'];
 
 /** Which PGP/MIME layer a result is about. */
 export type InboundLayer = 'encrypted' | 'signed';
@@ -129,6 +135,7 @@ interface Context {
   readonly unwrapSigned: boolean;
   readonly encoding: HeaderEncoding;
   readonly limits: Limits;
+  readonly slots: Slots | undefined;
   readonly now: Date;
   /** Deletions of forged fields, applied to every message. */
   readonly forged: readonly HeaderEdit[];
@@ -136,6 +143,7 @@ interface Context {
 
 /** An entity: its header fields and body bytes. */
 interface Entity {
+  readonly kind: 'entity';
   readonly fields: readonly HeaderField[];
   readonly body: Buffer;
 }
@@ -170,11 +178,13 @@ export async function openInbound(options: InboundOptions): Promise<InboundResul
     unwrapSigned: options.unwrapSigned ?? false,
     encoding: options.headerEncoding ?? 'utf8',
     limits: resolveLimits(options.limits),
+    slots: options.decryptionSlots,
     now: (options.now ?? (() => new Date()))(),
     forged: forgedFieldDeletions(options.headers, options.authservId),
   };
   const headerBytes = headerByteLength(ctx.headers, ctx.encoding);
-  if (headerBytes > ctx.limits.maxHeaderBytes) return limitExceeded('header-bytes', ctx.limits.maxHeaderBytes);
+  const headerLimit = headerLimitExceeded(ctx.headers.length, headerBytes, ctx.limits);
+  if (headerLimit !== null) return headerLimit;
   const type = contentTypeOf(ctx.headers);
   if (pgpMimeLayer(type) === null) return unchanged(ctx, 'not-pgp-mime');
   const state: BodyState = { exceeded: false, readFailed: false };
@@ -200,6 +210,7 @@ export async function openInbound(options: InboundOptions): Promise<InboundResul
 async function openClearSigned(ctx: Context, signedPart: Buffer, armoredSignature: Buffer): Promise<InboundResult> {
   const signed = toCrlf(signedPart);
   const entity = entityOf(ctx, signed);
+  if (entity.kind === 'limit-exceeded') return entity;
   const judgement = await judge(ctx, detachedContent(ctx, entity.fields, signed, armoredSignature, false));
   if (judgement.kind === 'unattributed') {
     // Signed by someone else (a person's own key, another site): not ours to judge, only forged fields go.
@@ -216,14 +227,18 @@ async function openClearSigned(ctx: Context, signedPart: Buffer, armoredSignatur
 async function openEncrypted(ctx: Context, armored: Buffer): Promise<InboundResult> {
   let decrypted: DecryptedMessage;
   try {
-    const encrypted = await readEncrypted(armored);
+    const encrypted = await readEncrypted(armored, ctx.limits.maxSessionKeyPackets);
     if (!isAddressedTo(encrypted, ctx.siteKeys)) return unchanged(ctx, 'not-for-us');
-    decrypted = await decryptMessage(encrypted, ctx.siteKeys, ctx.now, ctx.limits.maxMessageBytes);
+    const decrypt = (): Promise<DecryptedMessage> =>
+      decryptMessage(encrypted, ctx.siteKeys, ctx.now, decompressionCap(encrypted.byteLength, ctx.limits), ctx.limits);
+    decrypted = await (ctx.slots === undefined ? decrypt() : ctx.slots.run(decrypt));
   } catch (error) {
+    if (error instanceof PgpError && error.limit !== undefined) return limitExceeded(error.limit.name, error.limit.max);
     const reason = error instanceof PgpError && error.code === 'DECRYPT_FAILED' ? 'decryption-failed' : 'malformed';
     return annotate(ctx, 'encrypted', plainVerdict('fail', reason, null, true));
   }
   const inner = entityOf(ctx, Buffer.from(decrypted.plaintext.buffer, decrypted.plaintext.byteOffset, decrypted.plaintext.byteLength));
+  if (inner.kind === 'limit-exceeded') return inner;
   if (decrypted.message.getSigningKeyIDs().length > 0) {
     // RFC 3156 §6.2: one OpenPGP message, signed and encrypted; the decrypted entity is what was signed.
     const content: SignedContent = { fields: inner.fields, verify: (keys) => verifyDecrypted(decrypted, keys, verificationDate(ctx)), encrypted: true };
@@ -234,6 +249,7 @@ async function openEncrypted(ctx: Context, armored: Buffer): Promise<InboundResu
     // RFC 3156 §6.1: a multipart/signed inside the encryption; judged exactly as the combined form.
     const signed = toCrlf(container.signedPart);
     const entity = entityOf(ctx, signed);
+    if (entity.kind === 'limit-exceeded') return entity;
     return encryptedOutcome(ctx, await judge(ctx, detachedContent(ctx, entity.fields, signed, container.signature, true)), entity);
   }
   return opened(ctx, 'encrypted', plainVerdict('none', 'unsigned', authorDomain(outerAuthor(ctx)), true), inner);
@@ -359,9 +375,13 @@ function verificationDate(ctx: Context): Date {
   return new Date(ctx.now.getTime() + CLOCK_SKEW_MS);
 }
 
-function entityOf(ctx: Context, bytes: Buffer): Entity {
+/**
+ * Parses a header found inside (decrypted, or the signed part); it is held to the limits of the outer header,
+ * since everything done with a header (edits, delivery) grows with it. Its bytes are counted as received.
+ */
+function entityOf(ctx: Context, bytes: Buffer): Entity | LimitExceeded {
   const parsed = parseEntity(bytes, ctx.encoding);
-  return { fields: parsed.fields, body: bytes.subarray(parsed.bodyOffset) };
+  return headerLimitExceeded(parsed.fields.length, parsed.headerEnd, ctx.limits) ?? { kind: 'entity', fields: parsed.fields, body: bytes.subarray(parsed.bodyOffset) };
 }
 
 function unchanged(ctx: Context, reason: UnchangedReason): InboundResult {

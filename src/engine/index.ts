@@ -12,6 +12,7 @@ export { AUTH_METHOD, AUTHENTICATION_RESULTS, UNVERIFIED_PREFIX, forgedFieldDele
 export { USER_FACING_FIELDS } from './delivered-header.ts';
 export type { Verdict, VerdictResult, VerdictReason } from './verdict.ts';
 export { DEFAULT_LIMITS } from './limits.ts';
+export { Slots } from './slots.ts';
 export type { Limits, LimitExceeded, LimitName } from './limits.ts';
 export { DEFAULT_SPOOL } from './output-body.ts';
 export type { OutputBody, SpoolOptions } from './output-body.ts';

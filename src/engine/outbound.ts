@@ -10,7 +10,6 @@ import { canonicalizeChunks, toCrlf } from '../mime/crlf.ts';
 import { claimedEncryption, INLINE_PROBE_BYTES, isEncrypted, opensInlinePgp, type ExistingEncryption } from '../mime/encryption-detector.ts';
 import { MimeError } from '../mime/errors.ts';
 import {
-  fieldsNamed,
   headerByteLength,
   isContentField,
   sameHeaderName,
@@ -28,8 +27,8 @@ import type { Compression } from '../pgp/config.ts';
 import { signAndEncrypt } from '../pgp/sign-encrypt.ts';
 import { collect, prepend, readAhead, readBody, type BodyInput, type BodyState } from './body-input.ts';
 import { EngineError, rejectUnknownOptions } from './errors.ts';
-import { applyHeaderEdits, distinctNames, syncFieldEdits, type HeaderEdit } from './header-edits.ts';
-import { limitExceeded, resolveLimits, type LimitExceeded, type Limits } from './limits.ts';
+import { applyHeaderEdits, groupFields, nameKey, syncGroupEdits, type HeaderEdit } from './header-edits.ts';
+import { headerLimitExceeded, limitExceeded, resolveLimits, type LimitExceeded, type Limits } from './limits.ts';
 import { BodySink, DEFAULT_SPOOL, type OutputBody, type SpoolOptions } from './output-body.ts';
 
 /** The field added to every protected message, naming what was done and by which key. */
@@ -158,7 +157,8 @@ export async function protectOutbound(options: OutboundOptions): Promise<Outboun
     compression: options.compression ?? 'none',
   };
   const headerBytes = headerByteLength(ctx.headers, ctx.encoding);
-  if (headerBytes > ctx.limits.maxHeaderBytes) return limitExceeded('header-bytes', ctx.limits.maxHeaderBytes);
+  const headerLimit = headerLimitExceeded(ctx.headers.length, headerBytes, ctx.limits);
+  if (headerLimit !== null) return headerLimit;
 
   const state: BodyState = { exceeded: false, readFailed: false };
   try {
@@ -290,14 +290,18 @@ function pickBoundary(generate: BoundaryGenerator, contents: readonly Buffer[]):
  * protection field added.
  */
 function outerEdits(ctx: Context, contentType: string, placeholder: string | null, protection: string): HeaderEdit[] {
-  const headers = ctx.headers;
-  const edits = syncFieldEdits(headers, 'Content-Type', [contentType]);
-  for (const name of distinctNames(headers, (n) => isContentField(n) && !sameHeaderName(n, 'Content-Type'))) {
-    edits.push(...syncFieldEdits(headers, name, []));
+  // Grouped once: a header may carry many distinct Content-* names, and each must not cost a pass over it.
+  const groups = groupFields(ctx.headers);
+  const existing = (name: string): HeaderField[] => groups.get(nameKey(name))?.fields ?? [];
+  const edits = syncGroupEdits(existing('Content-Type'), 'Content-Type', [contentType]);
+  for (const [key, group] of groups) {
+    if (!isContentField(key) || key === 'content-type') continue;
+    for (const edit of syncGroupEdits(group.fields, group.name, [])) edits.push(edit);
   }
-  if (fieldsNamed(headers, 'MIME-Version').length === 0) edits.push({ op: 'add', name: 'MIME-Version', value: ' 1.0' });
+  if (existing('MIME-Version').length === 0) edits.push({ op: 'add', name: 'MIME-Version', value: ' 1.0' });
   if (placeholder !== null) {
-    edits.push(...syncFieldEdits(headers, 'Subject', fieldsNamed(headers, 'Subject').map(() => ' ' + placeholder)));
+    const subjects = existing('Subject');
+    edits.push(...syncGroupEdits(subjects, 'Subject', subjects.map(() => ' ' + placeholder)));
   }
   const signer = ctx.siteKey.getFingerprint().toUpperCase();
   // Exactly one protection field, ours: one already on the message (written by a user, or left from a message

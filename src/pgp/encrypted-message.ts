@@ -52,6 +52,11 @@ export class EncryptedMessageShape {
   #keyPackets = 0;
   #sawData = false;
 
+  /** Session-key packets (public-key and password) met so far; reading stops counting once the shape fails. */
+  get keyPackets(): number {
+    return this.#keyPackets;
+  }
+
   /** Reads more octets; false once the sequence can no longer be an encrypted message. */
   update(octets: Uint8Array): boolean {
     let i = 0;

@@ -11,16 +11,27 @@ export type PgpErrorCode =
   /** Signing and encrypting failed (for example an unusable recipient key). */
   | 'ENCRYPT_FAILED'
   /** Producing a detached signature failed. */
-  | 'SIGN_FAILED';
+  | 'SIGN_FAILED'
+  /** A bound on the work a message may cause was reached; `limit` says which. */
+  | 'LIMIT_EXCEEDED';
+
+/**
+ * The bounds decryption enforces: how far compressed data may expand, how many session key packets a message
+ * may carry, how many of them are tried with a private key.
+ */
+export type PgpLimit = 'decompressed-bytes' | 'session-key-packets' | 'session-key-attempts';
 
 /** An OpenPGP operation failure; `cause` holds the library's error. */
 export class PgpError extends Error {
   readonly code: PgpErrorCode;
+  /** For `LIMIT_EXCEEDED`: the bound reached and its value. */
+  readonly limit: { readonly name: PgpLimit; readonly max: number } | undefined;
 
-  constructor(code: PgpErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: PgpErrorCode, message: string, options?: { cause?: unknown; limit?: { name: PgpLimit; max: number } }) {
     super(message, options);
     this.name = 'PgpError';
     this.code = code;
+    this.limit = options?.limit;
   }
 }
 

@@ -66,7 +66,15 @@ const MINIMAL: Config = {
     },
   },
   actions: { dnsError: 'tempfail', cryptoError: 'tempfail', oversize: 'tempfail', internalError: 'tempfail', noKeyRequired: 'tempfail' },
-  limits: { maxMessageSize: 52_428_800, maxHeaderBytes: 1_048_576 },
+  limits: {
+    maxMessageSize: 52_428_800,
+    maxHeaderBytes: 1_048_576,
+    maxHeaderFields: 1000,
+    maxDecompressionRatio: 20,
+    maxSessionKeyPackets: 1000,
+    maxSessionKeyAttempts: 8,
+    maxConcurrentDecryptions: 2,
+  },
   logging: {
     format: 'json',
     target: 'stdout',
