@@ -306,6 +306,6 @@ function outerEdits(ctx: Context, contentType: string, placeholder: string | nul
   const signer = ctx.siteKey.getFingerprint().toUpperCase();
   // Exactly one protection field, ours: one already on the message (written by a user, or left from a message
   // opened here and sent on) would claim what nobody checked.
-  edits.push(...syncFieldEdits(headers, PROTECTION_FIELD, [` ${protection}; signer=${signer}`]));
+  edits.push(...syncGroupEdits(existing(PROTECTION_FIELD), PROTECTION_FIELD, [` ${protection}; signer=${signer}`]));
   return edits;
 }
