@@ -70,6 +70,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       progressInterval: config.milter.progressInterval,
       maxFrameSize: config.milter.maxFrameSize,
       maxBufferedBody: config.milter.maxBufferedBody,
+      maxConnections: config.milter.maxConnections,
       spoolDirectory: config.milter.spoolDirectory as string,
       logger,
     },
