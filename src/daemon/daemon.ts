@@ -7,7 +7,7 @@
 import { loadConfig, type Config } from '../config/index.ts';
 import { createLogger, type MuseLogger } from '../log/index.ts';
 import { createMetrics, shareWithPrimary, startMetricsServer, type MetricsServer, type MuseMetrics } from '../metrics/index.ts';
-import { MilterServer } from '../../milter/src/index.ts';
+import { MilterServer, sweepSpoolDirectory } from '../../milter/src/index.ts';
 import { buildRuntime } from './build-runtime.ts';
 import { withLogFields, workerNumber } from './cluster.ts';
 import { museMilter } from './filter.ts';
@@ -61,6 +61,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const logger = worker === undefined ? baseLogger : withLogFields(baseLogger, { worker, pid: process.pid });
   const metrics: MuseMetrics | undefined = config.metrics.enabled ? createMetrics() : undefined;
   let runtime = await buildRuntime(config, { metrics, log: logger });
+  // Message bodies and encrypted output spilled by a process that crashed are clear text nobody will read again:
+  // remove them before serving (those of live workers sharing the directory stay).
+  const leftovers = await sweepSpoolDirectory(config.milter.spoolDirectory as string);
+  if (leftovers.length > 0) logger.notice('removed spool files left by a process that ended without cleaning up', { directory: config.milter.spoolDirectory, count: leftovers.length });
   const server = await MilterServer.start(
     museMilter(() => runtime),
     {
