@@ -187,9 +187,11 @@ describe('muse-milter as a process', { concurrency: true }, () => {
         for (const h of HEADERS) await mta.header(h.name, h.value);
         await mta.endOfHeaders();
         await mta.body(BODY);
-        const eom = mta.endOfMessage({ i: 'Q-TERM' });
+        let progressed: () => void = () => {};
+        const firstProgress = new Promise<void>((resolve) => (progressed = resolve));
+        const eom = mta.endOfMessage({ i: 'Q-TERM' }, { onProgress: () => progressed() });
         // The lookup started at RCPT is held by the DNS server, so end of message waits for it.
-        assert.ok(zone.queriesFor('slow.test') > 0);
+        await zone.stalledQuery('slow.test');
         const seen = child.logLines().length;
         child.signal('SIGTERM');
         const stopping = await child.waitForLog('stopping: draining in-flight messages', 15_000, seen);
@@ -197,6 +199,8 @@ describe('muse-milter as a process', { concurrency: true }, () => {
         await assert.rejects(MilterClient.connect(address, { connectTimeout: 5_000 }), /ECONNREFUSED/);
         assert.equal(child.exitStatus, undefined);
 
+        // The daemon reports that it is still working on the message (a progress reply) before the answer comes.
+        await firstProgress;
         zone.release();
         const reply = await eom;
         assert.deepEqual(reply.verdict, CONTINUE);
