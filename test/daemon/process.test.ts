@@ -6,7 +6,7 @@
  * machine: key created, DNS records and Postfix lines printed, milter served; a second start reuses the key), and
  * `check-config` exit codes.
  * Ports: ephemeral, except the embedded-default test, which binds the defaults 127.0.0.1:8899 (milter) and
- * 127.0.0.1:9464 (metrics), and runs a Postfix on 127.0.0.1:12790; no other test file uses those ports.
+ * 127.0.0.1:9464 (metrics), and runs a Postfix on a port picked free.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +18,7 @@ import { stringify } from 'yaml';
 import { formatZoneRecords, siteKeyZoneRecords } from '../../src/keys/index.ts';
 import { MilterClient, type Response } from '../../milter/src/index.ts';
 import { PostfixInstance } from '../support/postfix.ts';
+import { freePort } from '../support/free-port.ts';
 import { runCommand } from '../support/processes.ts';
 import { sendMail } from '../support/smtp-client.ts';
 import { SmtpSink } from '../support/smtp-sink.ts';
@@ -93,7 +94,6 @@ async function runChild(configPath: string): Promise<ChildMuse> {
 
 // The children are independent (own data directories, ports and zone domains): they run side by side.
 /** SMTP port of the Postfix that uses the embedded default's printed lines. */
-const POSTFIX_PORT = 12790;
 
 describe('muse-milter as a process', { concurrency: true }, () => {
   describe('reload in-process', () => {
@@ -281,13 +281,14 @@ describe('muse-milter as a process', { concurrency: true }, () => {
       assert.deepEqual(Object.keys(printed), ['smtpd_milters', 'non_smtpd_milters', 'milter_protocol', 'milter_default_action', 'milter_mail_macros']);
       const sink = await SmtpSink.start();
       cleanups.push(() => sink.close());
+      const postfixPort = await freePort();
       const postfix = await PostfixInstance.start({
-        smtpPort: POSTFIX_PORT,
+        smtpPort: postfixPort,
         settings: { ...printed, transport_maps: `inline:{ site.test=smtp:[127.0.0.1]:${sink.port} }` },
       });
       cleanups.push(() => postfix.stop());
       const message = Buffer.from('From: <alice@site.test>\r\nTo: <bob@site.test>\r\nSubject: through Postfix\r\nMessage-ID: <npm-start@site.test>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nHello Bob\r\n');
-      const sent = await sendMail({ port: POSTFIX_PORT, from: 'alice@site.test', to: ['bob@site.test'], data: message });
+      const sent = await sendMail({ port: postfixPort, from: 'alice@site.test', to: ['bob@site.test'], data: message });
       assert.equal(sent.final.code, 250);
       const [delivered] = await sink.waitForCount(1, 30_000);
       assert.ok(delivered?.data.subarray(delivered.data.indexOf('From: <alice@site.test>')).equals(message), 'delivered unchanged after the Received header');

@@ -5,13 +5,9 @@
  * a milter that is down, and a milter connection broken by a protocol error. Postfix failing to start fails
  * every test here.
  *
- * Ports (127.0.0.1, this file only):
- *   12600 SMTP sink                     12601 Postfix smtpd, smtpd_milters = stamp milter (main.cf)
- *   12602 smtpd → reject-recipient      12603 smtpd → noop milter on a unix socket
- *   12604 smtpd → 12619 (nothing)       12605 smtpd → tap 12612 → stamp milter
- *   12610 stamp milter                  12611 reject-recipient milter
- *   12612 milter tap (frame counting, fault injection)
- *   12619 never bound: the milter that is down
+ * Ports (127.0.0.1): all picked free by the kernel at start: the SMTP sink, Postfix smtpd (main.cf, stamp
+ * milter) and four more smtpd (reject-recipient milter, noop milter on a unix socket, a milter port nothing
+ * listens on, the tap), the stamp and reject-recipient milters, and the milter tap (frame counting, fault injection).
  * non_smtpd_milters (local submission) = the stamp milter.
  */
 import assert from 'node:assert/strict';
@@ -20,22 +16,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { STAMP_FOOTER } from '../../examples/stamp-milter.ts';
+import { freePort } from '../support/free-port.ts';
 import { PostfixInstance } from '../support/postfix.ts';
 import { sendMail, type SendMailResult } from '../support/smtp-client.ts';
 import { SmtpSink, type SinkMessage } from '../support/smtp-sink.ts';
 import { startExampleMilter, type ExampleMilter } from './conformance/example-milters.ts';
 import { MilterTap, REFUSED_RECIPIENT, type TappedConversation, type TappedFrame } from './record-transcript.ts';
 
-const SINK_PORT = 12600;
-const SMTPD_STAMP_PORT = 12601;
-const SMTPD_REJECT_PORT = 12602;
-const SMTPD_NOOP_PORT = 12603;
-const SMTPD_DOWN_PORT = 12604;
-const SMTPD_TAPPED_PORT = 12605;
-const STAMP_PORT = 12610;
-const REJECT_PORT = 12611;
-const TAP_PORT = 12612;
-const DOWN_PORT = 12619;
+/** Every port, picked free by the kernel in before() (DOWN_PORT is never bound: the milter that is down). */
+let SINK_PORT = 0;
+let SMTPD_STAMP_PORT = 0;
+let SMTPD_REJECT_PORT = 0;
+let SMTPD_NOOP_PORT = 0;
+let SMTPD_DOWN_PORT = 0;
+let SMTPD_TAPPED_PORT = 0;
+let STAMP_PORT = 0;
+let REJECT_PORT = 0;
+let TAP_PORT = 0;
+let DOWN_PORT = 0;
 
 /** Generous bound for one message to cross Postfix into the sink (typically under a second). */
 const DELIVERY_TIMEOUT_MS = 20_000;
@@ -106,6 +104,10 @@ describe('example milters as programs behind a real Postfix', { timeout: 180_000
   let breakNextBody = false;
 
   before(async () => {
+    [SINK_PORT, SMTPD_STAMP_PORT, SMTPD_REJECT_PORT, SMTPD_NOOP_PORT, SMTPD_DOWN_PORT, SMTPD_TAPPED_PORT, STAMP_PORT, REJECT_PORT, TAP_PORT, DOWN_PORT] = [
+      await freePort(), await freePort(), await freePort(), await freePort(), await freePort(),
+      await freePort(), await freePort(), await freePort(), await freePort(), await freePort(),
+    ];
     // Postfix's smtpd runs as user postfix and must reach the noop milter's socket.
     socketDir = mkdtempSync(join(tmpdir(), 'muse-postfix-milters-'));
     chmodSync(socketDir, 0o755);
