@@ -128,7 +128,7 @@ describe('genkey zone behind knot and unbound', () => {
     const { json } = await lookupJson('insecure.test');
     assert.equal(json.lookup.status, 'found');
     assert.equal(json.lookup.dnssec, false);
-    assert.match(json.lookup.dnssecReason, /^TXT: resolver 127\.0\.0\.1:15300 did not set AD/);
+    assert.equal(json.lookup.dnssecReason, `TXT: resolver ${dns?.resolver} did not set AD: the answer is not DNSSEC-validated`);
     const result = await cli('testkey', '--domain', 'insecure.test', '--key-dir', join(dir, 'keys'), '--dns', dns?.resolver ?? '');
     assert.equal(result.code, 0);
     assert.match(result.stderr, /testkey: warning: the records are not DNSSEC-validated/);
