@@ -3,9 +3,16 @@
  * 50 MiB message does not sit in the heap while a filter works on it.
  */
 import { createReadStream } from 'node:fs';
-import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+/**
+ * Start of the name of every spill directory: `milter-body-<pid>-<random>`. The pid names the process that owns
+ * it, so that files left by a process that died (a crash, SIGKILL) can be told apart from those of a live one
+ * sharing the directory, and removed: see {@link sweepSpoolDirectory}.
+ */
+export const SPOOL_NAME_PREFIX = 'milter-body-';
 
 /** Options of {@link BodySpool}. */
 export interface BodySpoolOptions {
@@ -119,7 +126,7 @@ export class BodySpool {
 
   private async spill(): Promise<void> {
     // A private directory (mode 0700) and file (0600): bodies are mail content and never world-readable.
-    const dir = await mkdtemp(join(this.options.directory ?? tmpdir(), 'milter-body-'));
+    const dir = await mkdtemp(join(this.options.directory ?? tmpdir(), `${SPOOL_NAME_PREFIX}${process.pid}-`));
     const path = join(dir, 'body');
     const handle = await open(path, 'wx+', 0o600);
     this.file = { dir, path, handle };
@@ -157,6 +164,52 @@ export class BodySpool {
     this.inFlight = writeAll(this.file.handle, data).catch((error: unknown) => {
       this.failure ??= error instanceof Error ? error : new Error(String(error));
     });
+  }
+}
+
+/**
+ * Removes the spill directories in `directory` that no live process owns: those whose owner's pid is gone, and
+ * those whose name carries no pid. Anything not named like a spill directory is left alone, so a spool directory
+ * shared with other files loses nothing else. Call it at start, before serving; spill directories of live
+ * processes (other workers of a daemon sharing the directory) are kept.
+ * @returns the names removed
+ */
+export async function sweepSpoolDirectory(directory: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(directory);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  const removed: string[] = [];
+  for (const name of names.sort()) {
+    if (!name.startsWith(SPOOL_NAME_PREFIX)) continue;
+    const owner = ownerPid(name.slice(SPOOL_NAME_PREFIX.length));
+    if (owner !== undefined && (owner === process.pid || processAlive(owner))) continue;
+    await rm(join(directory, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+/** The pid in `<pid>-<random>`, or undefined for any other shape (names written before the pid was added). */
+function ownerPid(rest: string): number | undefined {
+  const dash = rest.indexOf('-');
+  if (dash <= 0) return undefined;
+  const digits = rest.slice(0, dash);
+  for (const c of digits) if (c < '0' || c > '9') return undefined;
+  const pid = Number(digits);
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** Whether a process with this pid exists (one of another user counts: signalling it is refused, not unknown). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

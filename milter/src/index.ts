@@ -40,7 +40,7 @@ export type {
   MilterOptions,
   ReceivedHeader,
 } from './milter.ts';
-export { BodySpool } from './body-spool.ts';
+export { BodySpool, SPOOL_NAME_PREFIX, sweepSpoolDirectory } from './body-spool.ts';
 export type { BodySpoolOptions } from './body-spool.ts';
 export { MilterSession } from './session.ts';
 export type { SessionOptions } from './session.ts';

@@ -188,15 +188,18 @@ export class MtaConversation {
     return this.step('body', { stage: 'EndOfMessage', forCommand: 'B' }, macros, { kind: 'body', chunk });
   }
 
-  /** Ends the message and collects modifications and progress until the final reply. */
-  async endOfMessage(macros: MacroValues = {}): Promise<EndOfMessageReply> {
+  /**
+   * Ends the message and collects modifications and progress until the final reply.
+   * @param options.onProgress called at each progress reply, with the count so far (tests wait for it)
+   */
+  async endOfMessage(macros: MacroValues = {}, options: { onProgress?: (count: number) => void } = {}): Promise<EndOfMessageReply> {
     this.sendMacros({ stage: 'EndOfMessage', forCommand: 'E' }, macros);
     this.transport.send({ kind: 'eom', chunk: Buffer.alloc(0) });
     const modifications: Response[] = [];
     let progress = 0;
     for (;;) {
       const reply = await this.transport.receive();
-      if (reply.kind === 'progress') progress++;
+      if (reply.kind === 'progress') options.onProgress?.(++progress);
       else if (FINAL_KINDS.has(reply.kind)) return { modifications, verdict: reply, progress };
       else modifications.push(reply);
     }

@@ -16,8 +16,9 @@ import { FrameDecoder } from './codec/frame-decoder.ts';
 import { encodeResponse, encodeResponseParts, type Response } from './codec/responses.ts';
 import { MilterProtocolError, MilterUsageError } from './errors.ts';
 import { silentLogger, withContext, type MilterLogger } from './logger.ts';
-import type { MilterDefinition } from './milter.ts';
+import { defineMilter, type MilterDefinition } from './milter.ts';
 import { MilterSession } from './session.ts';
+import { TEMPFAIL } from './verdicts.ts';
 
 /** Options of {@link MilterServer}. Every limit has a documented default. */
 export interface MilterServerOptions {
@@ -43,6 +44,11 @@ export interface MilterServerOptions {
   progressInterval?: number;
   /** Replies larger than this many bytes are written in several writes, with back-pressure (default 256 KiB). */
   writeBatchBytes?: number;
+  /**
+   * Most MTA connections served at once (default 256). A connection beyond it is answered with a tempfail at its
+   * first step and closed, so the MTA answers its SMTP client with a 4xx and the message is tried again later.
+   */
+  maxConnections?: number;
   logger?: MilterLogger;
 }
 
@@ -54,16 +60,47 @@ export const SERVER_DEFAULTS = {
   idleTimeout: 15 * 60 * 1000,
   progressInterval: 10_000,
   writeBatchBytes: 256 * 1024,
+  maxConnections: 256,
 } as const;
 
 const PROGRESS_FRAME = encodeResponse({ kind: 'progress' });
 /** Reply batches from this size on are written as a gathering write rather than copied into one buffer. */
 const GATHER_MIN_BYTES = 64 * 1024;
 
-/** Serves one filter definition on one socket. Events: 'connection' (id), 'connectionClosed' (id, reason). */
+/**
+ * What a connection beyond `maxConnections` is served: a filter that answers tempfail at whichever step comes first.
+ *
+ * Why not just close it: the MTA treats a milter that closes or cannot be reached by its own failure setting
+ * (Postfix's `milter_default_action`, Sendmail's `F=` flags), and where that is `accept` the message would pass
+ * unprocessed. A tempfail verdict is obeyed whatever that setting says: Postfix answers the SMTP client
+ * `451 4.7.1 Service unavailable - try again later` and skips the milter for the rest of that SMTP session.
+ * Every step is negotiated with a reply (none is left out), so the first one after the negotiation carries it.
+ */
+const OVERLOADED = defineMilter({
+  name: 'connection-limit',
+  createHandler: () => ({
+    connect: () => TEMPFAIL,
+    helo: () => TEMPFAIL,
+    mailFrom: () => TEMPFAIL,
+    rcptTo: () => TEMPFAIL,
+    data: () => TEMPFAIL,
+    header: () => TEMPFAIL,
+    endOfHeaders: () => TEMPFAIL,
+    body: () => TEMPFAIL,
+    endOfMessage: () => ({ verdict: TEMPFAIL }),
+    unknown: () => TEMPFAIL,
+  }),
+});
+
+/**
+ * Serves one filter definition on one socket. Events: 'connection' (id), 'connectionClosed' (id, reason), and
+ * 'connectionRefused' (id) once a connection beyond `maxConnections` got its tempfail and is closed.
+ */
 export class MilterServer extends EventEmitter {
   private readonly server: Server;
   private readonly connections = new Map<string, Connection>();
+  /** Connections beyond the limit, being answered with a tempfail; they do not count against it. */
+  private readonly refused = new Map<string, Connection>();
   private nextId = 1;
   private draining = false;
   private boundAddress: MilterAddress | undefined;
@@ -110,6 +147,7 @@ export class MilterServer extends EventEmitter {
   async close(timeout = 30_000): Promise<void> {
     this.draining = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const connection of this.refused.values()) connection.destroy('shutdown');
     for (const connection of this.connections.values()) connection.drain();
     const deadline = setTimeout(() => {
       for (const connection of this.connections.values()) connection.destroy('shutdown timeout');
@@ -160,6 +198,22 @@ export class MilterServer extends EventEmitter {
       return;
     }
     const id = `c${this.nextId++}`;
+    const limit = this.options.maxConnections ?? SERVER_DEFAULTS.maxConnections;
+    if (this.connections.size >= limit) {
+      // Refused connections cost little each, but a peer that never negotiates must not pile them up either.
+      if (this.refused.size >= limit) {
+        this.log.warn('connection limit reached twice over, closing at once', { conn: id, maxConnections: limit });
+        socket.destroy();
+        return;
+      }
+      this.log.warn('connection limit reached, answering tempfail and closing', { conn: id, maxConnections: limit });
+      const refused = new Connection(id, socket, OVERLOADED, { ...this.options, refuse: true }, this.log, () => {
+        this.refused.delete(id);
+        this.emit('connectionRefused', id);
+      });
+      this.refused.set(id, refused);
+      return;
+    }
     const connection = new Connection(id, socket, this.definition, this.options, this.log, (reason) => {
       this.connections.delete(id);
       this.emit('connectionClosed', id, reason);
@@ -212,6 +266,11 @@ async function removeStaleSocket(path: string): Promise<void> {
 }
 
 /** One MTA connection: frames in, session, replies out. */
+interface ConnectionOptions extends MilterServerOptions {
+  /** Close the connection once the first verdict after the negotiation is written (a connection beyond the limit). */
+  refuse?: boolean;
+}
+
 class Connection {
   private readonly decoder: FrameDecoder;
   private readonly session: MilterSession;
@@ -226,7 +285,7 @@ class Connection {
     readonly id: string,
     private readonly socket: Socket,
     definition: MilterDefinition,
-    private readonly options: MilterServerOptions,
+    private readonly options: ConnectionOptions,
     serverLog: MilterLogger,
     private readonly onClosed: (reason: string) => void,
   ) {
@@ -261,6 +320,14 @@ class Connection {
     if (!this.inTransaction && this.queue.length === 0) this.destroy('shutdown');
   }
 
+  /** Closes after what was written has left (a plain destroy could drop a reply still buffered). */
+  finish(reason: string): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.closeReason = reason;
+    this.socket.end(() => this.socket.destroy());
+  }
+
   destroy(reason: string): void {
     if (this.closing) return;
     this.closing = true;
@@ -292,8 +359,13 @@ class Connection {
       while (this.queue.length > 0 && !this.closing) {
         const chunk = this.queue.shift() as Buffer;
         for (const frame of this.decoder.push(chunk)) {
-          await this.execute(decodeCommand(frame));
+          const command = decodeCommand(frame);
+          const replied = await this.execute(command);
           if (this.closing) return;
+          if (this.options.refuse === true && replied && command.kind !== 'optneg') {
+            this.finish('connection limit');
+            return;
+          }
           if (this.session.finished) {
             this.destroy('quit');
             return;
@@ -314,7 +386,8 @@ class Connection {
     else this.socket.resume();
   }
 
-  private async execute(command: Command): Promise<void> {
+  /** Runs one command and writes its replies; returns whether there were any. */
+  private async execute(command: Command): Promise<boolean> {
     const replies = this.session.handle(command);
     let next: Promise<IteratorResult<Response, void>> = replies.next();
     let first: IteratorResult<Response, void>;
@@ -346,6 +419,7 @@ class Connection {
       next = replies.next();
     }
     if (batchBytes > 0) await this.write(batch, batchBytes);
+    return !first.done;
   }
 
   /**

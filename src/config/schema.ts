@@ -54,6 +54,8 @@ const milterSection = z.strictObject({
   progressInterval: duration().default(SERVER_DEFAULTS.progressInterval),
   maxFrameSize: size.default(SERVER_DEFAULTS.maxFrameSize),
   maxBufferedBody: size.default(SERVER_DEFAULTS.maxBufferedBody),
+  // Each MTA connection holds about 1 MiB; beyond this many the MTA is told to try again (a 4xx to its client).
+  maxConnections: z.number().int().min(1).max(100_000).default(SERVER_DEFAULTS.maxConnections),
   spoolDirectory: filePath.optional(),
   shutdownTimeout: duration().default(30_000),
   // Processes serving the one socket (node:cluster); `auto` is one per core. One process keeps a site's

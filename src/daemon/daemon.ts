@@ -8,7 +8,7 @@ import { stat } from 'node:fs/promises';
 import { loadConfig, type Config } from '../config/index.ts';
 import { createLogger, type MuseLogger } from '../log/index.ts';
 import { createMetrics, shareWithPrimary, startMetricsServer, type MetricsServer, type MuseMetrics } from '../metrics/index.ts';
-import { MilterServer, parseMilterAddress } from '../../milter/src/index.ts';
+import { MilterServer, parseMilterAddress, sweepSpoolDirectory } from '../../milter/src/index.ts';
 import { buildRuntime } from './build-runtime.ts';
 import { withLogFields, workerNumber } from './cluster.ts';
 import { museMilter } from './filter.ts';
@@ -67,6 +67,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   let runtime = await buildRuntime(config, { metrics, log: logger });
   const address = parseMilterAddress(config.milter.listen);
   const socketGroup = address.kind === 'unix' ? await chooseSocketGroup(config.milter.socketGroup, { user: config.user, group: config.group }) : undefined;
+  // Message bodies and encrypted output spilled by a process that crashed are clear text nobody will read again:
+  // remove them before serving (those of live workers sharing the directory stay).
+  const leftovers = await sweepSpoolDirectory(config.milter.spoolDirectory as string);
+  if (leftovers.length > 0) logger.notice('removed spool files left by a process that ended without cleaning up', { directory: config.milter.spoolDirectory, count: leftovers.length });
   const server = await MilterServer.start(
     museMilter(() => runtime),
     {
@@ -77,6 +81,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       progressInterval: config.milter.progressInterval,
       maxFrameSize: config.milter.maxFrameSize,
       maxBufferedBody: config.milter.maxBufferedBody,
+      maxConnections: config.milter.maxConnections,
       spoolDirectory: config.milter.spoolDirectory as string,
       logger,
     },

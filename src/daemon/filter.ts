@@ -56,6 +56,13 @@ interface MessageState {
   early: { feed: BodyFeed; start: OutboundStart } | undefined;
   /** The message came in on the re-injection listener, the one place a re-injection marker is accepted. */
   atReinjection: boolean;
+  /** The message grew past limits.maxMessageSize while its body arrived: nothing more of it is kept. */
+  oversize: boolean;
+}
+
+/** Bytes of a message as the size limit counts them: header fields (name, colon, value, CRLF) and body. */
+function messageSize(message: MilterContext['message']): number {
+  return message.bodySize + message.headers.reduce((sum, h) => sum + h.name.length + h.value.length + 3, 0);
 }
 
 async function* noBody(): AsyncGenerator<Buffer> {}
@@ -118,6 +125,7 @@ class MuseHandler implements MilterHandler {
       refused: [],
       early: undefined,
       atReinjection,
+      oversize: false,
     };
     runtime.metrics?.messagesInFlight.inc();
     return CONTINUE;
@@ -186,8 +194,22 @@ class MuseHandler implements MilterHandler {
     return CONTINUE;
   }
 
-  async body(_ctx: MilterContext, chunk: Buffer): Promise<Verdict> {
-    await this.state?.early?.feed.push(chunk);
+  async body(ctx: MilterContext, chunk: Buffer): Promise<Verdict> {
+    const state = this.state;
+    if (state === undefined) return CONTINUE;
+    if (!state.oversize && messageSize(ctx.message) > state.runtime.config.limits.maxMessageSize) {
+      // Past the limit the message will get the oversize action at its end whatever follows, so the rest of it is
+      // neither stored nor encrypted: a sender cannot fill the spool's disk with one endless message. (The library
+      // still counts the bytes, so the end-of-message check sees the true size.)
+      state.oversize = true;
+      ctx.message.collectBody = false;
+      const spool = ctx.message.body;
+      ctx.message.body = undefined;
+      this.stopEarly(state);
+      await spool?.dispose();
+      return CONTINUE;
+    }
+    await state.early?.feed.push(chunk);
     return CONTINUE;
   }
 
@@ -216,8 +238,8 @@ class MuseHandler implements MilterHandler {
           strip.push(...deleteMarkers(markers.length));
           runtime.log.notice('re-injection marker removed', { queueId: ctx.macro('i'), reason: check.reason });
         }
-        const size = ctx.message.bodySize + headers.reduce((sum, h) => sum + h.name.length + h.value.length + 3, 0);
-        if (size > runtime.config.limits.maxMessageSize) {
+        const size = messageSize(ctx.message);
+        if (state.oversize || size > runtime.config.limits.maxMessageSize) {
           const protectedRecipient = state.direction === 'outbound' && (await hasProtectedRecipient(runtime, state.lookups));
           const outcomeOf = failureVerdict('oversize', runtime.config.actions.oversize, protectedRecipient);
           const accepted = outcomeOf.applied === 'accept';
@@ -321,14 +343,20 @@ class MuseHandler implements MilterHandler {
   private finish(state = this.state): void {
     if (state === undefined) return;
     if (this.state === state) this.state = undefined;
-    const early = state.early;
-    if (early !== undefined) {
-      // The message ended some other way than through its end of message (abort, oversize, lost connection):
-      // stop the encryption and remove what it wrote.
-      early.feed.fail(new Error('the message ended before its end of message'));
-      void early.start.original.then((result) => (result?.kind === 'protected' ? result.body.dispose() : undefined)).catch(() => undefined);
-    }
+    this.stopEarly(state);
     state.runtime.metrics?.messagesInFlight.dec();
+  }
+
+  /**
+   * Stops encryption started at the end of the headers, if any, and removes what it wrote: the message ended some
+   * other way than through its end of message (abort, lost connection), or grew past the size limit.
+   */
+  private stopEarly(state: MessageState): void {
+    const early = state.early;
+    if (early === undefined) return;
+    state.early = undefined;
+    early.feed.fail(new Error('the message ended before its end of message'));
+    void early.start.original.then((result) => (result?.kind === 'protected' ? result.body.dispose() : undefined)).catch(() => undefined);
   }
 }
 

@@ -125,7 +125,7 @@ export class PinRelayPrimary {
     const { update } = evaluatePin(before, lookup, new Date(request.at));
     const changed = update.kind === 'set' || (update.kind === 'delete' && before !== undefined);
     // The store changes memory at once and returns the promise of the write that carries the change.
-    const written = store.apply(domain, update);
+    const written = store.apply(domain, update, new Date(request.at));
     const now = store.get(domain);
     const news: PrimaryPinMessage = { muse: PIN_RELAY_TAG, op: 'pin', domain, pin: now === undefined ? null : pinToWire(now) };
     if (changed) for (const peer of this.#options.peers()) peer.send(news);

@@ -19,7 +19,13 @@ import { pinFieldsSchema } from './pin-schema.ts';
 /** Name of the store file inside the pin directory. */
 export const PIN_FILE_NAME = 'pins.json';
 
-/** Most pins kept; past it, those expiring soonest are dropped first. Bounds the file and each rewrite. */
+/**
+ * Most pins in force kept. Bounds the file and each rewrite. A pin in force is never evicted to make room: the
+ * lookups that create pins are triggered by whoever sends mail (a local sender's recipients, a remote site's
+ * domain), so eviction of any kind would let a sender push a site's pin out with a flood of pins for domains of
+ * its own and then downgrade that site. A full store instead learns no pin for a domain it does not hold yet;
+ * expired pins make room as they expire (docs/dns-records.md §7).
+ */
 export const MAX_PINS = 100_000;
 
 /** Stable codes of {@link PinStoreError}. */
@@ -49,6 +55,8 @@ export type PinFileWriter = (path: string, text: string) => Promise<void>;
 export interface PinStoreOptions {
   /** How the file is written; default {@link writePinFileAtomically}. Tests observe or fail writes with it. */
   readonly writer?: PinFileWriter;
+  /** Most pins in force kept (default {@link MAX_PINS}). */
+  readonly maxPins?: number;
 }
 
 /** The version this store writes: 2 added the pinned keys' public key bytes (`publicKeys`). */
@@ -62,6 +70,9 @@ export class PinStore implements PinKeeper {
   readonly #path: string;
   readonly #pins: Map<string, Pin>;
   readonly #writer: PinFileWriter;
+  readonly #maxPins: number;
+  /** New pins not kept because the store was full, since it was opened. */
+  #refused = 0;
   /** The write under way, if any. */
   #inFlight: Promise<void> | undefined;
   /** The one write that follows it: every change made while a write is under way waits for this one. */
@@ -69,10 +80,11 @@ export class PinStore implements PinKeeper {
   /** A write failed and none has succeeded since: memory holds changes the file lacks. */
   #unsaved = false;
 
-  private constructor(path: string, pins: Map<string, Pin>, writer: PinFileWriter) {
+  private constructor(path: string, pins: Map<string, Pin>, writer: PinFileWriter, maxPins: number) {
     this.#path = path;
     this.#pins = pins;
     this.#writer = writer;
+    this.#maxPins = maxPins;
   }
 
   /**
@@ -82,11 +94,12 @@ export class PinStore implements PinKeeper {
   static async open(dir: string, options: PinStoreOptions = {}): Promise<PinStore> {
     const path = join(dir, PIN_FILE_NAME);
     const writer = options.writer ?? writePinFileAtomically;
+    const maxPins = options.maxPins ?? MAX_PINS;
     let text: string;
     try {
       text = await readFile(path, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new PinStore(path, new Map(), writer);
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new PinStore(path, new Map(), writer, maxPins);
       throw new PinStoreError('PIN_STORE_IO', `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
     }
     let parsed: z.infer<typeof fileSchema>;
@@ -99,7 +112,12 @@ export class PinStore implements PinKeeper {
     for (const [domain, pin] of Object.entries(parsed.pins)) {
       pins.set(domain, { domain, ...pin });
     }
-    return new PinStore(path, pins, writer);
+    return new PinStore(path, pins, writer, maxPins);
+  }
+
+  /** New pins not kept because {@link MAX_PINS} pins were in force, since the store was opened. */
+  get refused(): number {
+    return this.#refused;
   }
 
   /** The file behind the store. */
@@ -120,14 +138,22 @@ export class PinStore implements PinKeeper {
   /**
    * Applies an evaluation's update and, when it changed anything, persists the store. The change holds for
    * {@link get} as soon as this returns; the promise settles only once a write carrying the change has completed.
+   *
+   * A pin for a domain without a pin in force is not kept while the store holds its maximum of pins in force
+   * ({@link MAX_PINS}): the domain stays unpinned, as on first contact, and no pin in force is ever dropped for it.
+   * @param now the time that decides which pins are in force
    * @returns whether anything changed (and so was written)
    * @throws PinStoreError `PIN_STORE_IO`; the change stays in memory and goes with the next write
    */
-  async apply(domain: string, update: PinUpdate): Promise<boolean> {
+  async apply(domain: string, update: PinUpdate, now: Date = new Date()): Promise<boolean> {
     if (update.kind === 'keep') return false;
     if (update.kind === 'delete') {
       if (!this.#pins.delete(domain)) return false;
     } else {
+      if (!this.#hasRoomFor(domain, now)) {
+        this.#refused++;
+        return false;
+      }
       this.#pins.set(domain, { ...update.pin, domain });
     }
     await this.save();
@@ -135,12 +161,25 @@ export class PinStore implements PinKeeper {
   }
 
   /** {@link PinKeeper.learn} for a single process: the store applies the update itself. */
-  async learn(lookup: PinInput, update: PinUpdate): Promise<void> {
-    await this.apply(lookup.domain, update);
+  async learn(lookup: PinInput, update: PinUpdate, at?: Date): Promise<void> {
+    await this.apply(lookup.domain, update, at);
   }
 
   /**
-   * Writes the store: expired pins are dropped, and past {@link MAX_PINS} those expiring soonest. With a write under
+   * Whether a pin for `domain` may be set: always when the domain has a pin in force (a renewal, a rotation), else
+   * only below the maximum of pins in force. Expired pins are dropped first: they hold nothing any more.
+   */
+  #hasRoomFor(domain: string, now: Date): boolean {
+    const inForce = (pin: Pin): boolean => Date.parse(pin.expiresAt) > now.getTime();
+    const current = this.#pins.get(domain);
+    if (current !== undefined && inForce(current)) return true;
+    if (this.#pins.size < this.#maxPins) return true;
+    for (const [name, pin] of this.#pins) if (!inForce(pin)) this.#pins.delete(name);
+    return this.#pins.size < this.#maxPins;
+  }
+
+  /**
+   * Writes the store: expired pins are dropped (the bound on pins in force is kept by {@link apply}). With a write under
    * way, this joins the one write queued behind it, so changes made meanwhile are saved together.
    * @throws PinStoreError `PIN_STORE_IO`
    */
@@ -187,10 +226,7 @@ export class PinStore implements PinKeeper {
 
   /** Takes the file's content from memory before its first await (so later changes go to the next write), then writes it. */
   async #write(now: Date): Promise<void> {
-    const live = [...this.#pins.values()]
-      .filter((pin) => Date.parse(pin.expiresAt) > now.getTime())
-      .sort((a, b) => Date.parse(b.expiresAt) - Date.parse(a.expiresAt))
-      .slice(0, MAX_PINS);
+    const live = [...this.#pins.values()].filter((pin) => Date.parse(pin.expiresAt) > now.getTime());
     this.#pins.clear();
     const pins: Record<string, Omit<Pin, 'domain'>> = {};
     for (const { domain, ...pin } of live.sort((a, b) => a.domain.localeCompare(b.domain))) {

@@ -20,6 +20,7 @@ const MINIMAL: Config = {
     progressInterval: 10_000,
     maxFrameSize: 1_048_577,
     maxBufferedBody: 1_048_576,
+    maxConnections: 256,
     spoolDirectory: '/var/lib/muse-milter/spool',
     shutdownTimeout: 30_000,
     workers: 1,

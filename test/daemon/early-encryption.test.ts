@@ -53,7 +53,8 @@ before(async () => {
   zone.publish('b.test', [bob.bytes]);
   zone.publish('slow.test', [bob.bytes]);
   zone.publish('lost.test', [bob.bytes]);
-  daemon = await startMuse({ site: ours, dnsServer: zone.address, settings: { site: { localDomains: ['site.test'] } } });
+  // Debug lines say when a milter connection is closed: the event after which no more summary lines can come from it.
+  daemon = await startMuse({ site: ours, dnsServer: zone.address, settings: { site: { localDomains: ['site.test'] }, logging: { level: 'debug' } } });
 });
 after(async () => {
   await daemon?.stop();
@@ -194,8 +195,8 @@ describe('encryption while the body arrives', () => {
       },
       { timeoutMs: 10_000, what: 'the summary of the message' },
     );
-    // Give a second line time to appear, were there one.
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // A second line could only come from the connection's close; once it is closed, every line it caused is written.
+    await waitFor(() => daemon.lines.find((l) => l.message === 'connection closed' && l.conn === lines[0]?.conn), { timeoutMs: 10_000, what: 'the close of the connection' });
     assert.deepEqual(daemon.summaries().filter((l) => l.queueId === 'Q-LOST').map((l) => l.action), [lines[0]?.action]);
     assert.equal(lines[0]?.action, 'encrypted');
   });

@@ -6,8 +6,7 @@
  * machine: key created, DNS records and Postfix lines printed, milter served; a second start reuses the key), and
  * `check-config` exit codes.
  * Ports: ephemeral (the embedded-default test serves the milter on a unix socket in its temporary directory and
- * metrics on port 0), except the Postfix instances of the embedded-default test (127.0.0.1:12790) and of the
- * examples/postfix/main.cf socket test (127.0.0.1:12791); no other test file uses those ports.
+ * metrics on port 0; every Postfix instance gets a port picked free).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,6 +19,7 @@ import { lookupGroup } from '../../src/daemon/privileges.ts';
 import { formatZoneRecords, siteKeyZoneRecords } from '../../src/keys/index.ts';
 import { MilterClient, type Response } from '../../milter/src/index.ts';
 import { PostfixInstance } from '../support/postfix.ts';
+import { freePort } from '../support/free-port.ts';
 import { runCommand } from '../support/processes.ts';
 import { sendMail } from '../support/smtp-client.ts';
 import { SmtpSink } from '../support/smtp-sink.ts';
@@ -95,9 +95,6 @@ async function runChild(configPath: string): Promise<ChildMuse> {
 
 // The children are independent (own data directories, ports and zone domains): they run side by side.
 /** SMTP port of the Postfix that uses the embedded default's printed lines. */
-const POSTFIX_PORT = 12790;
-/** SMTP port of the Postfix that uses the socket line of examples/postfix/main.cf. */
-const EXAMPLE_POSTFIX_PORT = 12791;
 
 describe('muse-milter as a process', { concurrency: true }, () => {
   describe('reload in-process', () => {
@@ -191,9 +188,11 @@ describe('muse-milter as a process', { concurrency: true }, () => {
         for (const h of HEADERS) await mta.header(h.name, h.value);
         await mta.endOfHeaders();
         await mta.body(BODY);
-        const eom = mta.endOfMessage({ i: 'Q-TERM' });
+        let progressed: () => void = () => {};
+        const firstProgress = new Promise<void>((resolve) => (progressed = resolve));
+        const eom = mta.endOfMessage({ i: 'Q-TERM' }, { onProgress: () => progressed() });
         // The lookup started at RCPT is held by the DNS server, so end of message waits for it.
-        assert.ok(zone.queriesFor('slow.test') > 0);
+        await zone.stalledQuery('slow.test');
         const seen = child.logLines().length;
         child.signal('SIGTERM');
         const stopping = await child.waitForLog('stopping: draining in-flight messages', 15_000, seen);
@@ -201,6 +200,8 @@ describe('muse-milter as a process', { concurrency: true }, () => {
         await assert.rejects(MilterClient.connect(address, { connectTimeout: 5_000 }), /ECONNREFUSED/);
         assert.equal(child.exitStatus, undefined);
 
+        // The daemon reports that it is still working on the message (a progress reply) before the answer comes.
+        await firstProgress;
         zone.release();
         const reply = await eom;
         assert.deepEqual(reply.verdict, CONTINUE);
@@ -296,13 +297,14 @@ describe('muse-milter as a process', { concurrency: true }, () => {
       assert.deepEqual(Object.keys(printed), ['smtpd_milters', 'non_smtpd_milters', 'milter_protocol', 'milter_default_action', 'milter_mail_macros']);
       const sink = await SmtpSink.start();
       cleanups.push(() => sink.close());
+      const postfixPort = await freePort();
       const postfix = await PostfixInstance.start({
-        smtpPort: POSTFIX_PORT,
+        smtpPort: postfixPort,
         settings: { ...printed, transport_maps: `inline:{ site.test=smtp:[127.0.0.1]:${sink.port} }` },
       });
       cleanups.push(() => postfix.stop());
       const message = Buffer.from('From: <alice@site.test>\r\nTo: <bob@site.test>\r\nSubject: through Postfix\r\nMessage-ID: <npm-start@site.test>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nHello Bob\r\n');
-      const sent = await sendMail({ port: POSTFIX_PORT, from: 'alice@site.test', to: ['bob@site.test'], data: message });
+      const sent = await sendMail({ port: postfixPort, from: 'alice@site.test', to: ['bob@site.test'], data: message });
       assert.equal(sent.final.code, 250);
       const [delivered] = await sink.waitForCount(1, 30_000);
       assert.ok(delivered?.data.subarray(delivered.data.indexOf('From: <alice@site.test>')).equals(message), 'delivered unchanged after the Received header');
@@ -321,8 +323,9 @@ describe('muse-milter as a process', { concurrency: true }, () => {
       assert.deepEqual(milters, ['smtpd_milters = unix:muse-milter/milter.sock', 'non_smtpd_milters = $smtpd_milters']);
       const sink = await SmtpSink.start();
       cleanups.push(() => sink.close());
+      const examplePort = await freePort();
       const postfix = await PostfixInstance.start({
-        smtpPort: EXAMPLE_POSTFIX_PORT,
+        smtpPort: examplePort,
         settings: {
           smtpd_milters: 'unix:muse-milter/milter.sock',
           non_smtpd_milters: '$smtpd_milters',
@@ -341,7 +344,7 @@ describe('muse-milter as a process', { concurrency: true }, () => {
       cleanups.push(() => muse.stop());
 
       const smtp = Buffer.from('From: <alice@site.test>\r\nTo: <bob@site.test>\r\nSubject: over SMTP\r\nMessage-ID: <example-smtp@site.test>\r\n\r\nHello\r\n');
-      assert.equal((await sendMail({ port: EXAMPLE_POSTFIX_PORT, from: 'alice@site.test', to: ['bob@site.test'], data: smtp })).final.code, 250);
+      assert.equal((await sendMail({ port: examplePort, from: 'alice@site.test', to: ['bob@site.test'], data: smtp })).final.code, 250);
       await sink.waitForCount(1, 30_000);
       const local = Buffer.from('From: <alice@site.test>\r\nTo: <bob@site.test>\r\nSubject: submitted locally\r\nMessage-ID: <example-local@site.test>\r\n\r\nHello\r\n');
       const submitted = await postfix.sendmailCommand(['-f', 'alice@site.test', 'bob@site.test'], local);

@@ -6,7 +6,7 @@
  * and counts (each copy exactly once, queues empty afterwards). Fails, never skips, when a program cannot
  * start.
  *
- * Ports: the block at 13000 (test/e2e/topology.ts has the map).
+ * Ports: picked free by the kernel for each run (test/e2e/topology.ts).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +15,7 @@ import { sendMail } from '../support/smtp-client.ts';
 import { assertDeliveredOnceToB, queuedMessages, trafficCounts, type TrafficCounts } from './checks.ts';
 import { GpgKeyring } from './gpg-check.ts';
 import { armoredBlock, boundaryOf, fieldValue, messageFromSiteA, parseMessage, signedParts, type TestMessage } from './mail.ts';
-import { DOMAINS, PORT_BLOCKS, startTopology, type Topology } from './topology.ts';
+import { DOMAINS, startTopology, type Topology } from './topology.ts';
 
 /** Bound on one message crossing both sites (about half a second when nothing is wrong). */
 const DELIVERY_TIMEOUT_MS = 30_000;
@@ -27,7 +27,7 @@ let siteBKeyring: GpgKeyring;
 let publicKeyring: GpgKeyring;
 
 before(async () => {
-  topology = await startTopology({ portBase: PORT_BLOCKS.delivery, sendmail: true });
+  topology = await startTopology({ sendmail: true });
   siteBKeyring = await GpgKeyring.create([await readFile(topology.siteB.privateKeyPath, 'utf8'), topology.siteA.publicKeyArmored]);
   publicKeyring = await GpgKeyring.create([topology.siteA.publicKeyArmored]);
 });

@@ -5,14 +5,14 @@
  * marker and removes it: the copy reaches the world without X-Muse-Reinjected, exactly once, also when the
  * client sends the same message a second time. Fails, never skips, when a program cannot start.
  *
- * Ports: the block at 13200 (test/e2e/topology.ts has the map).
+ * Ports: picked free by the kernel for each run (test/e2e/topology.ts).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { sendMail } from '../support/smtp-client.ts';
 import { waitForEmptyQueue } from './checks.ts';
 import { messageFromSiteA, parseMessage, type TestMessage } from './mail.ts';
-import { PORT_BLOCKS, startTopology, type Topology } from './topology.ts';
+import { startTopology, type Topology } from './topology.ts';
 
 /** Bound on one message crossing both sites (about half a second when nothing is wrong). */
 const DELIVERY_TIMEOUT_MS = 30_000;
@@ -20,7 +20,7 @@ const DELIVERY_TIMEOUT_MS = 30_000;
 let topology: Topology;
 
 before(async () => {
-  topology = await startTopology({ portBase: PORT_BLOCKS.reinjection });
+  topology = await startTopology();
 });
 
 after(async () => {

@@ -6,7 +6,7 @@
  * exactly once, decrypted, with the body it was sent with (SHA-256, by Message-ID), and nothing crossed the
  * wire in clear. Fails, never skips, when a program cannot start.
  *
- * Ports: the block at 13100 (test/e2e/topology.ts has the map).
+ * Ports: picked free by the kernel for each run (test/e2e/topology.ts).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +17,7 @@ import { sendMail } from '../support/smtp-client.ts';
 import { assertDeliveredIntact, assertEncryptedOnWire, passResult, retryNow, waitForEmptyQueue } from './checks.ts';
 import { GpgKeyring } from './gpg-check.ts';
 import { composeMessage, fieldValue, parseMessage, sha256, type TestMessage } from './mail.ts';
-import { DOMAINS, PORT_BLOCKS, startTopology, type Site, type Topology } from './topology.ts';
+import { DOMAINS, startTopology, type Site, type Topology } from './topology.ts';
 
 /** Messages sent. */
 const TOTAL = 1000;
@@ -51,7 +51,7 @@ let topology: Topology;
 let siteBKeyring: GpgKeyring;
 
 before(async () => {
-  topology = await startTopology({ portBase: PORT_BLOCKS.restarts });
+  topology = await startTopology();
   siteBKeyring = await GpgKeyring.create([await readFile(topology.siteB.privateKeyPath, 'utf8'), topology.siteA.publicKeyArmored]);
 });
 

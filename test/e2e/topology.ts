@@ -17,20 +17,13 @@
  * publishes nothing and is `required` in examples/muse.yaml; `bogus.test` publishes records but unbound holds
  * a wrong trust anchor for it, so every answer about it is SERVFAIL.
  *
- * Ports (127.0.0.1 only). The e2e suite owns 13000-13249; each test file takes one block of 50 and starts
- * its own topology, so files running in parallel never share a port or a directory:
- *
- *   block base:  13000 delivery.test.ts   13050 faults.test.ts   13100 restarts.test.ts
- *                13150 test/security/from-spoof-through-postfix.test.ts
- *                13200 reinjection.test.ts
- *
- *   offset  service                          offset  service
- *   +0      knot (authoritative)             +10/+20 Postfix A/B smtpd (master.cf "smtp" line; unused)
- *   +1      unbound (validating resolver)    +11/+21 Postfix A/B submission (ORIGINATING; the clients' way in)
- *   +2      mailbox sink (B delivers here)   +12/+22 Postfix A/B INBOUND smtpd (the tap forwards to B's)
- *   +3      world sink (A's other domains)   +13/+23 Postfix A/B re-injection smtpd (REINJECT)
- *   +4      SMTP tap, A → B                  +14/+24 muse-milter A/B (milter.listen)
- *   +5      Sendmail (milter: muse-milter A) +15/+25 muse-milter A/B metrics
+ * Ports (127.0.0.1 only): every listener gets a port the kernel picked (test/support/free-port.ts; knot and
+ * unbound one free for UDP and TCP), so test files running in parallel, or a developer's `npm start`, never share
+ * one; a start that lost a port to another program meanwhile is retried with fresh ports. Per site: Postfix smtpd
+ * (master.cf "smtp" line; unused), submission (ORIGINATING; the clients' way in), INBOUND smtpd (the tap forwards
+ * to B's), re-injection smtpd (REINJECT), muse-milter (milter.listen) and its metrics; shared: knot, unbound, the
+ * mailbox sink (B delivers here), the world sink (A's other domains), the SMTP tap (A → B) and Sendmail (milter:
+ * muse-milter A). {@link Topology.ports} has them all.
  *
  * Instance directories live under /var/lib/muse-test (test/support/instance-dir.ts); {@link Topology.stop}
  * removes them, and an exit hook kills everything if a test file dies first.
@@ -40,6 +33,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadSitePrivateKey } from '../../src/keys/index.ts';
 import { startKnotUnbound, type KnotUnbound } from '../support/dns-servers.ts';
+import { freePort, isAddressInUse } from '../support/free-port.ts';
 import { HarnessError } from '../support/errors.ts';
 import { makeInstanceDir, removeInstanceDir } from '../support/instance-dir.ts';
 import { PostfixInstance } from '../support/postfix.ts';
@@ -48,9 +42,6 @@ import { SendmailInstance } from '../support/sendmail.ts';
 import { SmtpSink } from '../support/smtp-sink.ts';
 import { MuseDaemon } from './muse-daemon.ts';
 import { SmtpTap } from './smtp-tap.ts';
-
-/** First port of each test file's block (see the map above). */
-export const PORT_BLOCKS = { delivery: 13000, faults: 13050, restarts: 13100, spoof: 13150, reinjection: 13200 } as const;
 
 /** The domains of the topology. */
 export const DOMAINS = {
@@ -84,17 +75,27 @@ export interface TopologyPorts {
   readonly b: SitePorts;
 }
 
-/** The ports of the block starting at `base`. */
-export function topologyPorts(base: number): TopologyPorts {
-  const site = (first: number): SitePorts => ({
-    smtp: first,
-    submission: first + 1,
-    inbound: first + 2,
-    reinject: first + 3,
-    milter: first + 4,
-    metrics: first + 5,
+/** Ports for a whole topology, each picked free by the kernel. */
+export async function allocateTopologyPorts(): Promise<TopologyPorts> {
+  const tcp = (): Promise<number> => freePort();
+  const site = async (): Promise<SitePorts> => ({
+    smtp: await tcp(),
+    submission: await tcp(),
+    inbound: await tcp(),
+    reinject: await tcp(),
+    milter: await tcp(),
+    metrics: await tcp(),
   });
-  return { knot: base, unbound: base + 1, mailbox: base + 2, world: base + 3, tap: base + 4, sendmail: base + 5, a: site(base + 10), b: site(base + 20) };
+  return {
+    knot: await freePort({ udp: true }),
+    unbound: await freePort({ udp: true }),
+    mailbox: await tcp(),
+    world: await tcp(),
+    tap: await tcp(),
+    sendmail: await tcp(),
+    a: await site(),
+    b: await site(),
+  };
 }
 
 /** One MUSE site: its key, its muse-milter and its Postfix. */
@@ -115,8 +116,6 @@ export interface Site {
 
 /** Options of {@link startTopology}. */
 export interface TopologyOptions {
-  /** First port of the file's block ({@link PORT_BLOCKS}). */
-  readonly portBase: number;
   /** Also start Sendmail with examples/sendmail/muse.mc pointing at site A's milter. */
   readonly sendmail?: boolean;
 }
@@ -329,8 +328,20 @@ function startSendmail(ports: TopologyPorts): Promise<SendmailInstance> {
  * Postfix instances, and Sendmail if asked. Throws `START_FAILED` (after stopping whatever had started) when
  * any component does not come up.
  */
-export async function startTopology(options: TopologyOptions): Promise<Topology> {
-  const ports = topologyPorts(options.portBase);
+/** Starts of a topology with fresh ports when a port was taken by another program before its daemon bound it. */
+const PORT_TRIES = 3;
+
+export async function startTopology(options: TopologyOptions = {}): Promise<Topology> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startTopologyOn(options, await allocateTopologyPorts());
+    } catch (error) {
+      if (attempt >= PORT_TRIES || !isAddressInUse(error)) throw error;
+    }
+  }
+}
+
+async function startTopologyOn(options: TopologyOptions, ports: TopologyPorts): Promise<Topology> {
   const teardown = new Teardown();
   const workDir = makeInstanceDir('e2e');
   const unregisterExitCleanup = registerExitCleanup(() => removeInstanceDir(workDir));

@@ -17,7 +17,6 @@ import { runMiltertest } from '../support/miltertest.ts';
 import { startExampleMilter, type ExampleMilter, type ExampleName } from './conformance/example-milters.ts';
 import { REFUSED_RECIPIENT } from './record-transcript.ts';
 
-const PORTS: Record<ExampleName, number> = { 'stamp-milter': 12640, 'reject-recipient-milter': 12641, 'noop-milter': 12642 };
 const CONFORMANCE_DIR = fileURLToPath(new URL('./conformance', import.meta.url));
 /** miltertest's Lua runs in milliseconds; the bound only guards a hung filter. */
 const SCRIPT_TIMEOUT_MS = 30_000;
@@ -40,14 +39,14 @@ describe('miltertest against the example milters as programs', { timeout: 120_00
   const milters = new Map<ExampleName, ExampleMilter>();
 
   before(async () => {
-    milters.set('stamp-milter', await startExampleMilter('stamp-milter', `inet:127.0.0.1:${PORTS['stamp-milter']}`));
+    milters.set('stamp-milter', await startExampleMilter('stamp-milter', 'inet:127.0.0.1:0'));
     milters.set(
       'reject-recipient-milter',
-      await startExampleMilter('reject-recipient-milter', `inet:127.0.0.1:${PORTS['reject-recipient-milter']}`, {
+      await startExampleMilter('reject-recipient-milter', 'inet:127.0.0.1:0', {
         env: { REJECT_RECIPIENTS: REFUSED_RECIPIENT },
       }),
     );
-    milters.set('noop-milter', await startExampleMilter('noop-milter', `inet:127.0.0.1:${PORTS['noop-milter']}`));
+    milters.set('noop-milter', await startExampleMilter('noop-milter', 'inet:127.0.0.1:0'));
   });
 
   after(async () => {
@@ -56,8 +55,10 @@ describe('miltertest against the example milters as programs', { timeout: 120_00
 
   /** The milter's port, once before() started it (a failed start fails the test here). */
   function portOf(name: ExampleName): number {
-    assert.ok(milters.has(name), `${name} did not start`);
-    return PORTS[name];
+    const milter = milters.get(name);
+    assert.ok(milter !== undefined, `${name} did not start`);
+    // The address it printed, with the port the kernel gave it.
+    return Number(milter.address.slice(milter.address.lastIndexOf(':') + 1));
   }
 
   test('reject-recipient-milter: negotiates exactly its actions and steps', async () => {

@@ -12,7 +12,7 @@
  * It also pins down what Postfix sends when (macro lists per command, header and body form), as documentation
  * checked against the recording.
  *
- * Ports: 127.0.0.1:12660 (a fake filter that captures MilterClient's OPTNEG). Nothing else is started.
+ * Ports: one ephemeral 127.0.0.1 port (a fake filter that captures MilterClient's OPTNEG). Nothing else is started.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -43,7 +43,6 @@ import { frameBytes, observerMilter, readTranscript, REFUSED_RECIPIENT, type Tra
 const transcript = readTranscript();
 
 /** Port of the fake filter that captures what MilterClient sends. */
-const CAPTURE_PORT = 12660;
 
 /** The milter that answered in each recorded conversation. */
 const DEFINITIONS: Record<string, () => MilterDefinition> = {
@@ -298,10 +297,12 @@ describe("Postfix's option negotiation", () => {
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host: '127.0.0.1', port: CAPTURE_PORT }, resolve);
+      server.listen({ host: '127.0.0.1', port: 0 }, resolve);
     });
     t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    const client = await MilterClient.connect(`inet:127.0.0.1:${CAPTURE_PORT}`, { replyTimeout: 5_000, connectTimeout: 5_000 });
+    const bound = server.address();
+    const capturePort = typeof bound === 'object' && bound !== null ? bound.port : 0;
+    const client = await MilterClient.connect(`inet:127.0.0.1:${capturePort}`, { replyTimeout: 5_000, connectTimeout: 5_000 });
     await client.close();
     assert.equal(Buffer.concat(captured).subarray(0, 17).toString('hex'), POSTFIX_OPTNEG_HEX);
     assert.deepEqual(client.negotiation, decodeResponse(decodeFrame(answer)));

@@ -5,37 +5,39 @@
  * a milter that is down, and a milter connection broken by a protocol error. Postfix failing to start fails
  * every test here.
  *
- * Ports (127.0.0.1, this file only):
- *   12600 SMTP sink                     12601 Postfix smtpd, smtpd_milters = stamp milter (main.cf)
- *   12602 smtpd → reject-recipient      12603 smtpd → noop milter on a unix socket
- *   12604 smtpd → 12619 (nothing)       12605 smtpd → tap 12612 → stamp milter
- *   12610 stamp milter                  12611 reject-recipient milter
- *   12612 milter tap (frame counting, fault injection)
- *   12619 never bound: the milter that is down
+ * Ports (127.0.0.1): all picked free by the kernel at start: the SMTP sink, Postfix smtpd (main.cf, stamp
+ * milter) and four more smtpd (reject-recipient milter, noop milter on a unix socket, a milter port nothing
+ * listens on, the tap, a milter at its connection limit), the stamp and reject-recipient milters, and the milter
+ * tap (frame counting, fault injection). The milter at its connection limit runs in this process.
  * non_smtpd_milters (local submission) = the stamp milter.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { STAMP_FOOTER } from '../../examples/stamp-milter.ts';
+import { MilterClient, MilterServer } from '../../milter/src/index.ts';
+import { stampMilter, STAMP_FOOTER } from '../../examples/stamp-milter.ts';
+import { freePort } from '../support/free-port.ts';
 import { PostfixInstance } from '../support/postfix.ts';
 import { sendMail, type SendMailResult } from '../support/smtp-client.ts';
 import { SmtpSink, type SinkMessage } from '../support/smtp-sink.ts';
 import { startExampleMilter, type ExampleMilter } from './conformance/example-milters.ts';
 import { MilterTap, REFUSED_RECIPIENT, type TappedConversation, type TappedFrame } from './record-transcript.ts';
 
-const SINK_PORT = 12600;
-const SMTPD_STAMP_PORT = 12601;
-const SMTPD_REJECT_PORT = 12602;
-const SMTPD_NOOP_PORT = 12603;
-const SMTPD_DOWN_PORT = 12604;
-const SMTPD_TAPPED_PORT = 12605;
-const STAMP_PORT = 12610;
-const REJECT_PORT = 12611;
-const TAP_PORT = 12612;
-const DOWN_PORT = 12619;
+/** Every port, picked free by the kernel in before() (DOWN_PORT is never bound: the milter that is down). */
+let SINK_PORT = 0;
+let SMTPD_STAMP_PORT = 0;
+let SMTPD_REJECT_PORT = 0;
+let SMTPD_NOOP_PORT = 0;
+let SMTPD_DOWN_PORT = 0;
+let SMTPD_TAPPED_PORT = 0;
+let STAMP_PORT = 0;
+let REJECT_PORT = 0;
+let TAP_PORT = 0;
+let DOWN_PORT = 0;
+let SMTPD_FULL_PORT = 0;
 
 /** Generous bound for one message to cross Postfix into the sink (typically under a second). */
 const DELIVERY_TIMEOUT_MS = 20_000;
@@ -104,8 +106,19 @@ describe('example milters as programs behind a real Postfix', { timeout: 180_000
   let socketDir: string | undefined;
   /** When set, the tap breaks the next body frame from Postfix (one use). */
   let breakNextBody = false;
+  let full: MilterServer | undefined;
+  let holder: MilterClient | undefined;
 
   before(async () => {
+    [SINK_PORT, SMTPD_STAMP_PORT, SMTPD_REJECT_PORT, SMTPD_NOOP_PORT, SMTPD_DOWN_PORT, SMTPD_TAPPED_PORT, STAMP_PORT, REJECT_PORT, TAP_PORT, DOWN_PORT] = [
+      await freePort(), await freePort(), await freePort(), await freePort(), await freePort(),
+      await freePort(), await freePort(), await freePort(), await freePort(), await freePort(),
+    ];
+    SMTPD_FULL_PORT = await freePort();
+    // An in-process server at its connection limit: one connection, held by the test, fills it.
+    const limited = await MilterServer.start(stampMilter(), { listen: 'inet:0@127.0.0.1', maxConnections: 1 });
+    full = limited;
+    holder = await MilterClient.connect(limited.address);
     // Postfix's smtpd runs as user postfix and must reach the noop milter's socket.
     socketDir = mkdtempSync(join(tmpdir(), 'muse-postfix-milters-'));
     chmodSync(socketDir, 0o755);
@@ -148,12 +161,18 @@ describe('example milters as programs behind a real Postfix', { timeout: 180_000
         `  -o smtpd_milters=inet:127.0.0.1:${DOWN_PORT}`,
         `127.0.0.1:${SMTPD_TAPPED_PORT} inet n - n - - smtpd`,
         `  -o smtpd_milters=inet:127.0.0.1:${TAP_PORT}`,
+        // milter_default_action = accept: a 4xx here comes from the milter's own tempfail, not from Postfix's fallback.
+        `127.0.0.1:${SMTPD_FULL_PORT} inet n - n - - smtpd`,
+        `  -o smtpd_milters=${limited.address}`,
+        '  -o milter_default_action=accept',
       ],
     });
   });
 
   after(async () => {
     await postfix?.stop();
+    await holder?.close();
+    await full?.close(0);
     await tap?.close();
     for (const milter of [stamp, reject, noop]) await milter?.stop();
     await sink?.close();
@@ -276,6 +295,22 @@ describe('example milters as programs behind a real Postfix', { timeout: 180_000
     await postfix.waitForMaillog(new RegExp(String.raw`warning: connect to Milter service inet:127\.0\.0\.1:${DOWN_PORT}: Connection refused`), 5_000);
     await postfix.waitForMaillog(/NOQUEUE: milter-reject: MAIL from localhost\[127\.0\.0\.1\]: 451 4\.7\.1 Service unavailable - try again later;/, 5_000);
     assert.equal(sink.messages.length, count);
+  });
+
+  test('milter at its connection limit: Postfix answers 451 4.7.1 at MAIL even with milter_default_action = accept', async () => {
+    const { postfix, sink } = running();
+    const count = sink.messages.length;
+    const refused = once(full as MilterServer, 'connectionRefused');
+    const result = await sendMail({ port: SMTPD_FULL_PORT, from: 'alice@sender.test', to: ['bob@example.test'], data: message('full', Buffer.from('x\r\n')).data });
+    assert.deepEqual(
+      result.steps.map((step) => `${step.command} -> ${step.reply.code}`),
+      ['EHLO client.test -> 250', 'MAIL FROM:<alice@sender.test> -> 451'],
+    );
+    assert.equal(replyLine(result, 'MAIL FROM:<alice@sender.test>'), '451 4.7.1 Service unavailable - try again later');
+    await refused;
+    await postfix.waitForMaillog(/NOQUEUE: milter-reject: MAIL from localhost\[127\.0\.0\.1\]: 451 4\.7\.1 Service unavailable - try again later;/, 5_000);
+    assert.equal(sink.messages.length, count);
+    assert.equal(full?.connectionCount, 1);
   });
 
   test('a milter connection broken by a protocol error: that message is tempfailed, the milter lives on, the next one passes', async () => {

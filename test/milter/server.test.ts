@@ -191,11 +191,15 @@ describe('a whole transaction over TCP', () => {
     await waitFor(() => chunks.length === 1, 'body reply');
     chunks.length = 0;
     socket.write(encodeCommand({ kind: 'eom', chunk: Buffer.alloc(0) }));
-    await waitFor(() => chunks.length > 0, 'end-of-message replies');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    assert.equal(chunks.length, 1, 'all replies arrived in one segment');
+    // Wait for the final reply, however many segments it takes, then count the segments.
     const decoder = new FrameDecoder({ maxFrameSize: 1 << 20 });
-    const replies = decoder.push(chunks[0] as Buffer).map(decodeResponse);
+    const replies: Response[] = [];
+    let read = 0;
+    await waitFor(() => {
+      for (; read < chunks.length; read++) replies.push(...decoder.push(chunks[read] as Buffer).map(decodeResponse));
+      return replies.some((r) => r.kind === 'continue');
+    }, 'the final end-of-message reply');
+    assert.equal(chunks.length, 1, 'all replies arrived in one segment');
     assert.deepEqual(
       replies.map((r) => r.kind),
       ['addHeader', 'replaceBody', 'continue'],
@@ -264,22 +268,28 @@ describe('malformed input ends only the connection it came on', () => {
 
 describe('slow filters and shutdown', () => {
   test('progress replies keep flowing while a slow end-of-message handler runs', async () => {
+    // The handler finishes only once the MTA side has seen a progress reply: no race with the clock.
+    let progressSeen: () => void = () => {};
+    const seen = new Promise<void>((resolve) => (progressSeen = resolve));
     const slow = defineMilter({
       name: 'slow',
       actions: ['addHeaders'],
       createHandler: () => ({
         async endOfMessage() {
-          await new Promise((resolve) => setTimeout(resolve, 400));
+          await seen;
           return { verdict: ACCEPT, modifications: [addHeader('X-Slow', ' yes')] };
         },
       }),
     });
     const server = await MilterServer.start(slow, { listen: 'inet:0@127.0.0.1', progressInterval: 50 });
     const client = await MilterClient.connect(server.address);
-    const result = await client.sendMessage({ sender: '<a@a.test>', recipients: ['<b@b.test>'], headers: [], body: Buffer.from('x\r\n') });
-    assert.ok((result.endOfMessage?.progress ?? 0) >= 1, `progress replies: ${result.endOfMessage?.progress}`);
-    assert.deepEqual(result.endOfMessage?.modifications, [{ kind: 'addHeader', name: 'X-Slow', value: ' yes' }]);
-    assert.deepEqual(result.endOfMessage?.verdict, { kind: 'accept' });
+    await client.mailFrom('<a@a.test>');
+    await client.rcptTo('<b@b.test>');
+    await client.body(Buffer.from('x\r\n'));
+    const eom = await client.endOfMessage({}, { onProgress: () => progressSeen() });
+    assert.ok(eom.progress >= 1, `progress replies: ${eom.progress}`);
+    assert.deepEqual(eom.modifications, [{ kind: 'addHeader', name: 'X-Slow', value: ' yes' }]);
+    assert.deepEqual(eom.verdict, { kind: 'accept' });
     await client.close();
     await server.close();
   });

@@ -7,7 +7,7 @@
  * naming keyless.test (which publishes no key) is opened as unverified: x-muse=none, the transport From, the
  * decrypted From only as Muse-Unverified-From.
  *
- * Ports: the block at 13150 (test/e2e/topology.ts has the map). Fails, never skips, when a program cannot start.
+ * Ports: picked free by the kernel (test/e2e/topology.ts). Fails, never skips, when a program cannot start.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { readKey, readPrivateKey, type PrivateKey, type PublicKey } from 'openpgp';
 import { sendMail } from '../support/smtp-client.ts';
 import { fieldValues, parseMessage } from '../e2e/mail.ts';
-import { PORT_BLOCKS, startTopology, type Topology } from '../e2e/topology.ts';
+import { startTopology, type Topology } from '../e2e/topology.ts';
 import { entity, field, innerFields, pgpMime, signedAndEncrypted, type Field } from './support/inbound-attack.ts';
 
 const DELIVERY_TIMEOUT_MS = 30_000;
@@ -25,7 +25,7 @@ let siteAKey: PrivateKey;
 let siteBPublic: PublicKey;
 
 before(async () => {
-  topology = await startTopology({ portBase: PORT_BLOCKS.spoof });
+  topology = await startTopology();
   siteAKey = await readPrivateKey({ armoredKey: await readFile(topology.siteA.privateKeyPath, 'utf8') });
   siteBPublic = await readKey({ armoredKey: topology.siteB.publicKeyArmored });
 });

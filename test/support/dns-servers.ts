@@ -6,6 +6,7 @@
  * 2. {@link startKnotUnbound}: the real thing, as INFRA.md §6 describes: knot serving and signing zones, unbound
  *    validating in front of it, both on loopback in a temporary directory. It throws when either cannot start.
  */
+import { freePort, isAddressInUse } from './free-port.ts';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
@@ -237,7 +238,7 @@ export interface TestZone {
   readonly records: string;
 }
 
-/** Ports of {@link startKnotUnbound}; the defaults are reserved for the site-key tests (see the test file). */
+/** Ports of {@link startKnotUnbound}. */
 export interface KnotUnboundPorts {
   readonly knot: number;
   readonly unbound: number;
@@ -290,18 +291,35 @@ export interface KnotUnbound {
 /** Bound on each daemon becoming ready (knot signs on first start). */
 const READY_TIMEOUT_MS = 20_000;
 
+/** Tries of {@link startKnotUnbound} with fresh ports when a picked port was taken before the daemon bound it. */
+const PORT_TRIES = 3;
+
 /**
  * Starts knot serving (and signing) `zones` on 127.0.0.1, and unbound validating in front of it with the trust
  * anchors keymgr prints, `local-zone: "test." nodefault` (else unbound answers every .test name itself) and
  * every other name forwarded to knot, so nothing leaves loopback. knot runs as user `knot`.
+ * @param ports where they listen; default: ports free for UDP and TCP, picked by the kernel (test/support/free-port.ts),
+ *   picked again when one was taken before the daemon could bind it
  * @param cacheLimits how long unbound keeps answers (default 5 s, negative 1 s)
  * @throws HarnessError `START_FAILED` (with the daemon's output) when either cannot start or does not answer
  */
 export async function startKnotUnbound(
   zones: readonly TestZone[],
-  ports: KnotUnboundPorts = { knot: 15353, unbound: 15300 },
+  ports?: KnotUnboundPorts,
   cacheLimits: ResolverCacheLimits = DEFAULT_CACHE_LIMITS,
 ): Promise<KnotUnbound> {
+  if (ports !== undefined) return startKnotUnboundOn(zones, ports, cacheLimits);
+  for (let attempt = 1; ; attempt++) {
+    const picked = { knot: await freePort({ udp: true }), unbound: await freePort({ udp: true }) };
+    try {
+      return await startKnotUnboundOn(zones, picked, cacheLimits);
+    } catch (error) {
+      if (attempt >= PORT_TRIES || !isAddressInUse(error)) throw error;
+    }
+  }
+}
+
+async function startKnotUnboundOn(zones: readonly TestZone[], ports: KnotUnboundPorts, cacheLimits: ResolverCacheLimits): Promise<KnotUnbound> {
   const dir = makeInstanceDir('dns');
   let knot: DaemonProcess | undefined;
   let unbound: DaemonProcess | undefined;

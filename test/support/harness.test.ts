@@ -4,11 +4,7 @@
  * over SMTP and by local submission, Sendmail relaying to the sink with a milter entry that is skipped,
  * and miltertest. Every test fails if a program cannot start; every instance is stopped in `after` hooks.
  *
- * Ports: this file uses 127.0.0.1 ports 12500–12599 only.
- *   12500 sink behind Postfix      12501 Postfix smtpd           12502 Postfix second smtpd (master.cf line)
- *   12510 sink behind Sendmail     12511 Sendmail                12519 milter address where nothing listens
- *   12520, 12521 sink-only tests   12530 port taken for the Sendmail start failure
- *   12540 Postfix start failure (never bound)
+ * Ports (127.0.0.1): picked free by the kernel when the file loads (PORT below), one per role.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,12 +12,27 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HarnessError } from './errors.ts';
+import { freePort } from './free-port.ts';
 import { runMiltertest } from './miltertest.ts';
 import { PostfixInstance } from './postfix.ts';
 import { DEFAULT_SENDMAIL_MC, SendmailInstance, renderSendmailMc } from './sendmail.ts';
 import { SmtpClientSession, sendMail } from './smtp-client.ts';
 import { encodeDataSection } from './smtp-lines.ts';
 import { SmtpSink } from './smtp-sink.ts';
+
+/** Every port this file uses, by role; `absentMilter` and `postfixFailure` are never bound. */
+const PORT = {
+  postfixSink: await freePort(),
+  postfixSmtpd: await freePort(),
+  postfixSecond: await freePort(),
+  sendmailSink: await freePort(),
+  sendmail: await freePort(),
+  absentMilter: await freePort(),
+  sinkOnly: await freePort(),
+  sinkStore: await freePort(),
+  taken: await freePort(),
+  postfixFailure: await freePort(),
+};
 
 /** Generous bound for one message to cross an MTA into the sink (typically well under a second). */
 const DELIVERY_TIMEOUT_MS = 15_000;
@@ -58,9 +69,9 @@ describe('SMTP sink and client', { timeout: 60_000 }, () => {
   });
 
   test('keeps exact bytes and envelopes over pipelined transactions, RSET and QUIT', async (t) => {
-    const sink = await SmtpSink.start({ port: 12520 });
+    const sink = await SmtpSink.start({ port: PORT.sinkOnly });
     t.after(() => sink.close());
-    const session = await SmtpClientSession.connect({ port: 12520, timeoutMs: 5_000 });
+    const session = await SmtpClientSession.connect({ port: PORT.sinkOnly, timeoutMs: 5_000 });
     t.after(() => session.close());
     assert.equal(session.greeting.code, 220);
     const ehlo = await session.command('EHLO pipeliner.test');
@@ -100,7 +111,7 @@ describe('SMTP sink and client', { timeout: 60_000 }, () => {
   });
 
   test('answers scripted RCPT and DATA refusals, then accepts', async (t) => {
-    const sink = await SmtpSink.start({ port: 12520 });
+    const sink = await SmtpSink.start({ port: PORT.sinkOnly });
     t.after(() => sink.close());
     sink.failRcpt('Bad@Example.test', '550 5.1.1 No such user');
     sink.failData('451 4.3.0 Try again later', 1);
@@ -109,7 +120,7 @@ describe('SMTP sink and client', { timeout: 60_000 }, () => {
       (error: unknown) => error instanceof HarnessError && error.code === 'INVALID_ARGUMENT',
     );
     const data = 'Subject: faults\r\n\r\nbody\r\n';
-    const options = { port: 12520, from: 'a@x.test', to: ['bad@example.test', 'good@example.test'], data };
+    const options = { port: PORT.sinkOnly, from: 'a@x.test', to: ['bad@example.test', 'good@example.test'], data };
 
     const refused = await sendMail(options);
     assert.deepEqual(refused.steps.map((step) => [step.command, step.reply.code]), [
@@ -140,9 +151,9 @@ describe('SMTP sink and client', { timeout: 60_000 }, () => {
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const data = Buffer.from('Subject: stored\r\n\r\n\u00e9\r\n', 'utf8');
     for (const expected of [1, 2]) {
-      const sink = await SmtpSink.start({ port: 12521, storeDir: dir });
+      const sink = await SmtpSink.start({ port: PORT.sinkStore, storeDir: dir });
       try {
-        const result = await sendMail({ port: 12521, ehlo: 'store.test', from: 'a@x.test', to: ['b@y.test'], data });
+        const result = await sendMail({ port: PORT.sinkStore, ehlo: 'store.test', from: 'a@x.test', to: ['b@y.test'], data });
         assert.equal(result.final.text, `2.0.0 Ok: queued as ${expected}`);
       } finally {
         await sink.close();
@@ -165,11 +176,11 @@ describe('Postfix instance', { timeout: 120_000 }, () => {
   let postfix: PostfixInstance | undefined;
 
   before(async () => {
-    sink = await SmtpSink.start({ port: 12500 });
+    sink = await SmtpSink.start({ port: PORT.postfixSink });
     postfix = await PostfixInstance.start({
-      smtpPort: 12501,
-      settings: { transport_maps: 'inline:{ example.test=smtp:[127.0.0.1]:12500 }' },
-      masterLines: ['127.0.0.1:12502 inet n - n - - smtpd', '  -o syslog_name=postfix/second'],
+      smtpPort: PORT.postfixSmtpd,
+      settings: { transport_maps: `inline:{ example.test=smtp:[127.0.0.1]:${PORT.postfixSink} }` },
+      masterLines: [`127.0.0.1:${PORT.postfixSecond} inet n - n - - smtpd`, '  -o syslog_name=postfix/second'],
     });
   });
   after(async () => {
@@ -188,7 +199,7 @@ describe('Postfix instance', { timeout: 120_000 }, () => {
     const original = eightBitMessage();
     const before = sink.messages.length;
     const result = await sendMail({
-      port: 12501,
+      port: PORT.postfixSmtpd,
       from: 'alice@sender.test',
       to: ['bob@example.test'],
       data: original,
@@ -240,7 +251,7 @@ describe('Postfix instance', { timeout: 120_000 }, () => {
     sink.failData('451 4.3.0 Not now', 1);
     const before = sink.messages.length;
     const data = 'Subject: later\r\n\r\nx\r\n';
-    const result = await sendMail({ port: 12501, from: 'a@sender.test', to: ['b@example.test'], data });
+    const result = await sendMail({ port: PORT.postfixSmtpd, from: 'a@sender.test', to: ['b@example.test'], data });
     const queueId = /queued as ([0-9A-F]+)$/.exec(result.final.text)?.[1];
     assert.ok(queueId !== undefined, result.final.text);
     const deferred = new RegExp(
@@ -254,7 +265,7 @@ describe('Postfix instance', { timeout: 120_000 }, () => {
 
   test('serves the extra master.cf listener', async () => {
     running();
-    const session = await SmtpClientSession.connect({ port: 12502, timeoutMs: 5_000 });
+    const session = await SmtpClientSession.connect({ port: PORT.postfixSecond, timeoutMs: 5_000 });
     try {
       assert.equal(session.greeting.text, 'postfix.mta.test ESMTP Postfix');
     } finally {
@@ -271,7 +282,7 @@ describe('Postfix instance', { timeout: 120_000 }, () => {
   });
 
   test('start fails with Postfix\'s reason and leaves nothing behind', async () => {
-    const failure = await PostfixInstance.start({ smtpPort: 12540, settings: { maillog_file: '/tmp/outside-var.log' } }).then(
+    const failure = await PostfixInstance.start({ smtpPort: PORT.postfixFailure, settings: { maillog_file: '/tmp/outside-var.log' } }).then(
       () => assert.fail('Postfix started with a maillog outside /var'),
       (error: unknown) => error,
     );
@@ -289,13 +300,13 @@ describe('Sendmail instance', { timeout: 120_000 }, () => {
   let sendmail: SendmailInstance | undefined;
 
   before(async () => {
-    sink = await SmtpSink.start({ port: 12510 });
+    sink = await SmtpSink.start({ port: PORT.sendmailSink });
     // A milter entry pointing at a port where nothing listens, with no F= flag: sendmail logs the failed
     // connection and goes on without it. This exercises the INPUT_MAIL_FILTER templating and the log capture.
     sendmail = await SendmailInstance.start({
-      smtpPort: 12511,
-      relayPort: 12510,
-      milters: [{ name: 'absent', socket: 'inet:12519@127.0.0.1', timeouts: 'C:2s;S:10s;R:10s;E:30s' }],
+      smtpPort: PORT.sendmail,
+      relayPort: PORT.sendmailSink,
+      milters: [{ name: 'absent', socket: `inet:${PORT.absentMilter}@127.0.0.1`, timeouts: 'C:2s;S:10s;R:10s;E:30s' }],
     });
   });
   after(async () => {
@@ -311,9 +322,9 @@ describe('Sendmail instance', { timeout: 120_000 }, () => {
   test('the .cf holds the milter as given', () => {
     const { sendmail } = running();
     const cf = readFileSync(sendmail.cfPath, 'utf8');
-    assert.match(cf, /^Xabsent, S=inet:12519@127\.0\.0\.1, T=C:2s;S:10s;R:10s;E:30s$/m);
+    assert.match(cf, new RegExp(`^Xabsent, S=inet:${PORT.absentMilter}@127\\.0\\.0\\.1, T=C:2s;S:10s;R:10s;E:30s$`, 'm'));
     assert.match(cf, /^O InputMailFilters=absent$/m);
-    assert.match(cf, /^O DaemonPortOptions=Port=12511, Addr=127\.0\.0\.1, Name=MTA$/m);
+    assert.match(cf, new RegExp(`^O DaemonPortOptions=Port=${PORT.sendmail}, Addr=127\\.0\\.0\\.1, Name=MTA$`, 'm'));
   });
 
   test('relays mail byte for byte to the sink, adding only Received, skipping the absent milter', async () => {
@@ -321,7 +332,7 @@ describe('Sendmail instance', { timeout: 120_000 }, () => {
     const original = eightBitMessage();
     const before = sink.messages.length;
     const result = await sendMail({
-      port: 12511,
+      port: PORT.sendmail,
       from: 'alice@sender.test',
       to: ['bob@example.test'],
       data: original,
@@ -357,9 +368,9 @@ describe('Sendmail instance', { timeout: 120_000 }, () => {
   });
 
   test('start fails with sendmail\'s reason when its port is taken', async (t) => {
-    const squatter = await SmtpSink.start({ port: 12530 });
+    const squatter = await SmtpSink.start({ port: PORT.taken });
     t.after(() => squatter.close());
-    const failure = await SendmailInstance.start({ smtpPort: 12530, relayPort: 12530, startTimeoutMs: 3_000 }).then(
+    const failure = await SendmailInstance.start({ smtpPort: PORT.taken, relayPort: PORT.taken, startTimeoutMs: 3_000 }).then(
       () => assert.fail('sendmail started on a taken port'),
       (error: unknown) => error,
     );

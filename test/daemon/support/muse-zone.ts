@@ -40,6 +40,8 @@ interface DomainState {
 export class MuseZone {
   private readonly domains = new Map<string, DomainState>();
   private stalled: Array<() => void> = [];
+  private stallWaiters: Array<{ owner: string; resolve: () => void }> = [];
+  private readonly stalledOwners: string[] = [];
 
   private constructor(private readonly server: FakeDnsServer) {}
 
@@ -90,6 +92,13 @@ export class MuseZone {
     for (const answer of this.stalled.splice(0)) answer();
   }
 
+  /** Resolves once a query for `_muse.<domain>` is being held by the `stall` misbehaviour (at once if one was). */
+  stalledQuery(domain: string): Promise<void> {
+    const owner = `_muse.${domain}`.toLowerCase();
+    if (this.stalledOwners.includes(owner)) return Promise.resolve();
+    return new Promise((resolve) => this.stallWaiters.push({ owner, resolve }));
+  }
+
   /** Queries received for `_muse.<domain>` so far. */
   queriesFor(domain: string): number {
     const owner = `_muse.${domain}`.toLowerCase();
@@ -121,7 +130,12 @@ export class MuseZone {
       case 'drop':
         return undefined;
       case 'stall':
-        return new Promise<FakeReply>((resolve) => this.stalled.push(() => resolve(respond())));
+        return new Promise<FakeReply>((resolve) => {
+          this.stalled.push(() => resolve(respond()));
+          this.stalledOwners.push(name);
+          for (const waiter of this.stallWaiters.filter((w) => w.owner === name)) waiter.resolve();
+          this.stallWaiters = this.stallWaiters.filter((w) => w.owner !== name);
+        });
       case undefined:
         return respond();
     }
