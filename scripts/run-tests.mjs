@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 /**
- * Test files that run a program outside Node: Postfix, Sendmail, miltertest, knot, unbound, gpg, sq, rnp, openssl
- * (opendkim, swaks) — directly or through test/support (postfix.ts, sendmail.ts, miltertest.ts, gpg.ts,
+ * Test files that run a program outside Node: Postfix, Sendmail, miltertest, knot, unbound, gpg, sq, rnp, openssl,
+ * python3, setpriv (opendkim, swaks) — directly or through test/support (postfix.ts, sendmail.ts, miltertest.ts, gpg.ts,
  * openpgp-tools.ts, startKnotUnbound in dns-servers.ts, cmsSamples in encrypted-mail.ts) or the e2e topology.
  * A test file that starts using one of those belongs here; every other file is a unit test (it may still start
  * Node processes, fake DNS servers and SMTP sinks written in Node, all on ephemeral ports).
@@ -23,6 +23,7 @@ const INTEGRATION = [
   'test/e2e/faults.test.ts',
   'test/e2e/reinjection.test.ts',
   'test/e2e/restarts.test.ts',
+  'test/engine/foreign-senders.test.ts', // sq
   'test/engine/gpg-interop.test.ts', // gpg
   'test/engine/outbound.test.ts', // openssl cms
   'test/milter/miltertest.test.ts', // miltertest
@@ -33,6 +34,10 @@ const INTEGRATION = [
   'test/pgp/fast/streaming-gpg-interop.test.ts', // gpg
   'test/pgp/intended-recipient-interop.test.ts', // gpg, sq, rnp
   'test/security/already-encrypted-label.test.ts', // gpg, openssl cms
+  'test/security/from-header-property.test.ts', // python3 (the independent address parser)
+  'test/security/from-spoof-through-postfix.test.ts', // Postfix, knot, unbound
+  'test/security/local-user-plays-mta.test.ts', // setpriv
+  'test/security/pin-rotation-dnssec.test.ts', // knot, unbound
   'test/support/harness.test.ts', // Postfix, Sendmail, miltertest
 ];
 
