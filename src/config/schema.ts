@@ -217,6 +217,8 @@ const configFile = z
     metrics: metricsSection.prefault({}),
     user: z.string().min(1).optional(),
     group: z.string().min(1).optional(),
+    // For init scripts and supervisors without systemd: the daemon writes its pid here once it serves.
+    pidFile: filePath.optional(),
   })
   .superRefine((config, ctx) => {
     // Switching group while staying root would keep every privilege that matters.
@@ -236,7 +238,7 @@ const configFile = z
  * (`<domain>.private.asc` in {@link DEFAULT_KEY_DIRECTORY}), paths under `dataDirectory` (relative paths are
  * taken there too; the pin store sits in it directly), `site.localDomains`, `inbound.authservId` and
  * `mixedRecipients.reinject.heloName` (all the site domain); `mixedRecipients.reinject.ledgerDirectory` is
- * `reinjected` under `dataDirectory`.
+ * `reinjected` under `dataDirectory`; a relative `pidFile` is taken under `dataDirectory`.
  */
 export const configSchema = configFile.transform((file) => {
   const underData = (path: string | undefined, fallback: string): string => resolve(file.dataDirectory, path ?? fallback);
@@ -252,6 +254,7 @@ export const configSchema = configFile.transform((file) => {
     inbound: { ...inbound, authservId: inbound.authservId ?? site.domain },
     milter: { ...milter, spoolDirectory: underData(milter.spoolDirectory, 'spool') },
     pins: { ...pins, directory: underData(pins.directory, '.') },
+    ...(file.pidFile === undefined ? {} : { pidFile: underData(file.pidFile, file.pidFile) }),
     mixedRecipients: {
       ...mixedRecipients,
       reinject: {

@@ -11,6 +11,9 @@ import { MilterServer } from '../../milter/src/index.ts';
 import { buildRuntime } from './build-runtime.ts';
 import { withLogFields, workerNumber } from './cluster.ts';
 import { museMilter } from './filter.ts';
+import { resolveRunAccount, type RunAccount } from './account-access.ts';
+import { handOverToAccount, preexistingDirectories } from './hand-over.ts';
+import { removePidFile, writePidFile } from './pid-file.ts';
 import { dropPrivileges } from './privileges.ts';
 import type { Runtime } from './runtime.ts';
 
@@ -60,6 +63,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // A worker of a multi-process daemon names itself in every line, so a message can be traced to a process.
   const logger = worker === undefined ? baseLogger : withLogFields(baseLogger, { worker, pid: process.pid });
   const metrics: MuseMetrics | undefined = config.metrics.enabled ? createMetrics() : undefined;
+  // Started as root with an account to switch to: what the daemon creates now must belong to that account.
+  const account: RunAccount | undefined = process.geteuid?.() === 0 ? await resolveRunAccount(config) : undefined;
+  const before = account === undefined ? undefined : await preexistingDirectories(config);
   let runtime = await buildRuntime(config, { metrics, log: logger });
   const server = await MilterServer.start(
     museMilter(() => runtime),
@@ -81,6 +87,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     // A worker's metrics are served by the primary, summed with the other workers' (cluster.ts).
     if (metrics !== undefined && worker !== undefined) shareWithPrimary(metrics.registry);
     else if (metrics !== undefined) metricsServer = await startMetricsServer(metrics.registry, config.metrics.listen);
+    if (account !== undefined && before !== undefined) await handOverToAccount(config, options.configPath, account, before, logger);
+    // Written while still root: a pid file usually lives in a directory only root may write (/run).
+    if (config.pidFile !== undefined && worker === undefined) await writePidFile(config.pidFile);
     // Keys and secrets were read above, sockets are bound: root is no longer needed.
     await dropPrivileges({ user: config.user, group: config.group }, logger);
   } catch (error) {
@@ -126,6 +135,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       logger.info('stopping: draining in-flight messages', { inFlight: server.transactionsInFlight });
       await server.close(config.milter.shutdownTimeout);
       await metricsServer?.close();
+      if (config.pidFile !== undefined && worker === undefined) await removePidFile(config.pidFile);
       logger.info('muse-milter stopped');
       await logger.close();
       resolveStopped();

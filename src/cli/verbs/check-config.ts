@@ -3,6 +3,7 @@
  * their permissions), the way `postfix check` does, without starting anything.
  */
 import { loadConfig } from '../../config/index.ts';
+import { checkAccessAs, describeAccessProblems, pathsNeededAfterDrop, resolveRunAccount } from '../../daemon/account-access.ts';
 import { loadSiteKeys } from '../../daemon/key-files.ts';
 import { EXIT, type Verb } from '../verb.ts';
 
@@ -16,7 +17,9 @@ export const checkConfigVerb: Verb = {
   },
   details:
     'Reports every problem with its file, line and column, and whether the site keys load (a private key file ' +
-    'readable by group or others is refused).\nExit status: 0 valid, 1 problems found, 2 usage error.',
+    'readable by group or others is refused). Run as root with user set, it also checks, as that account, every ' +
+    'file the daemon reads or writes after switching to it (configuration, keys, marker secret, spool, ledger, ' +
+    'pins), and prints the command that fixes each problem.\nExit status: 0 valid, 1 problems found, 2 usage error.',
   async run(args, io) {
     const path = args.values.config;
     if (typeof path !== 'string') {
@@ -25,11 +28,20 @@ export const checkConfigVerb: Verb = {
     }
     const config = await loadConfig(path);
     const keys = await loadSiteKeys(config.site);
+    const account = process.geteuid?.() === 0 ? await resolveRunAccount(config) : undefined;
+    if (account !== undefined) {
+      const problems = await checkAccessAs(account, pathsNeededAfterDrop(config, path));
+      if (problems.length > 0) {
+        io.stderr(`${path}: the daemon switches to user ${account.user} after start, and then:\n${describeAccessProblems(account, problems).map((p) => `  ${p}\n`).join('')}`);
+        return EXIT.FAILURE;
+      }
+    }
     io.stdout(
       `${path}: valid\n` +
         `  site ${config.site.domain}, key ${keys.current.fingerprint}` +
         (keys.previous.length > 0 ? ` (+${keys.previous.length} previous)` : '') +
-        `\n  milter ${config.milter.listen}, policy default ${config.policy.default}${config.policy.testing ? ' (testing: nothing is changed)' : ''}\n`,
+        `\n  milter ${config.milter.listen}, policy default ${config.policy.default}${config.policy.testing ? ' (testing: nothing is changed)' : ''}\n` +
+        (account === undefined ? '' : `  runs as ${account.user} (${account.uid}:${account.gid}), which can use every file it needs\n`),
     );
     return EXIT.OK;
   },
