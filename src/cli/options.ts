@@ -2,7 +2,6 @@
  * Options shared by the verbs, so `--dns`, `--key-dir`, `--pin-dir` and `--domain` mean the same everywhere, and
  * the helpers that turn them into a resolver, directories and a domain.
  */
-import { createResolver, DnsError, type CachingResolver } from '../dns/index.ts';
 import { KeyError, isSitePolicy, MAX_AGE_LIMIT, normaliseDomain, type SitePolicy } from '../keys/index.ts';
 import { DEFAULT_DATA_DIRECTORY, DEFAULT_KEY_DIRECTORY } from '../config/index.ts';
 import { lookupGroup, lookupUser } from '../daemon/privileges.ts';
@@ -82,23 +81,6 @@ export function siteOrUsage(value: string, normalise: (text: string) => string):
 /** The key directory: `--key-dir` (or genkey's `--dir`), else the default. */
 export function keyDirOption(args: VerbArgs): string {
   return stringOption(args, 'key-dir') ?? stringOption(args, 'dir') ?? DEFAULT_KEY_DIR;
-}
-
-/** The pin directory: `--pin-dir`, else the default. */
-export function pinDirOption(args: VerbArgs): string {
-  return stringOption(args, 'pin-dir') ?? DEFAULT_PIN_DIR;
-}
-
-/** A resolver for the `--dns` servers (default: the system's); a usage error for a bad address. */
-export function resolverOption(args: VerbArgs): CachingResolver {
-  const values = args.values.dns;
-  const servers = Array.isArray(values) ? values.filter((v): v is string => typeof v === 'string') : [];
-  try {
-    return createResolver({ servers });
-  } catch (error) {
-    if (error instanceof DnsError && error.code === 'DNS_BAD_SERVER') throw new UsageError(`--dns: ${error.message}`);
-    throw error;
-  }
 }
 
 /** The record settings from {@link RECORD_OPTIONS}, checked. */

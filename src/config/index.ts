@@ -15,4 +15,5 @@ export {
   type LoggingConfig,
   type PolicyMode,
 } from './schema.ts';
+export { DEFAULT_CONFIG_FILE, configTemplatePath, editConfigText, readConfigTemplate, type ConfigEdit } from './template.ts';
 export { parseDuration, parseFileMode, parseSize } from './units.ts';
