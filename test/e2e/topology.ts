@@ -1,7 +1,7 @@
 /**
  * The end-to-end topology: two MUSE sites and their DNS, all real programs on 127.0.0.1, configured from the
  * administrator examples in `examples/` (muse.yaml, postfix/main.cf, postfix/master.cf, sendmail/muse.mc),
- * which are templated only for ports and paths.
+ * adapted only for ports, paths and the one policy override the tests rely on.
  *
  *   test client ──► Postfix A (submission) ──milter──► muse-milter A (outbound: sign + encrypt)
  *                     │ site-b.test                         ▲
@@ -14,14 +14,15 @@
  * DNS: knot serves and signs every zone, unbound validates in front of it (test/support/dns-servers.ts):
  * `site-a.test` and `site-b.test` publish the `_muse` records `genkey` made (policy opportunistic, so a pin,
  * not the published policy, is what refuses a downgrade); `keyless.test` publishes nothing; `partner.example`
- * publishes nothing and is `required` in examples/muse.yaml; `bogus.test` publishes records but unbound holds
+ * publishes nothing and is made `required` (policy.domains) in each site's copy of examples/muse.yaml; `bogus.test` publishes records but unbound holds
  * a wrong trust anchor for it, so every answer about it is SERVFAIL.
  *
- * Ports (127.0.0.1 only). The e2e suite owns 13000-13249; each test file takes one block of 50 and starts
- * its own topology, so files running in parallel never share a port or a directory:
+ * Ports (127.0.0.1 only). The e2e suite owns 13000-13349; each test file takes one block of 50 and starts
+ * its own topology (readme-install.test.ts its own small set-up), so files running in parallel never share a
+ * port or a directory:
  *
  *   block base:  13000 delivery.test.ts   13050 faults.test.ts   13100 restarts.test.ts   13150 (free)
- *                13200 reinjection.test.ts
+ *                13200 reinjection.test.ts   13250 (free)   13300 readme-install.test.ts
  *
  *   offset  service                          offset  service
  *   +0      knot (authoritative)             +10/+20 Postfix A/B smtpd (master.cf "smtp" line; unused)
@@ -37,6 +38,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { editConfigText } from '../../src/config/index.ts';
 import { loadSitePrivateKey } from '../../src/keys/index.ts';
 import { startKnotUnbound, type KnotUnbound } from '../support/dns-servers.ts';
 import { HarnessError } from '../support/errors.ts';
@@ -49,14 +51,14 @@ import { MuseDaemon } from './muse-daemon.ts';
 import { SmtpTap } from './smtp-tap.ts';
 
 /** First port of each test file's block (see the map above). */
-export const PORT_BLOCKS = { delivery: 13000, faults: 13050, restarts: 13100, reinjection: 13200 } as const;
+export const PORT_BLOCKS = { delivery: 13000, faults: 13050, restarts: 13100, reinjection: 13200, readmeInstall: 13300 } as const;
 
 /** The domains of the topology. */
 export const DOMAINS = {
   siteA: 'site-a.test',
   siteB: 'site-b.test',
   keyless: 'keyless.test',
-  /** `required` in examples/muse.yaml (policy.domains), and publishes no key. */
+  /** `required` in each site's configuration (policy.domains), and publishes no key. */
   required: 'partner.example',
   bogus: 'bogus.test',
 } as const;
@@ -229,15 +231,21 @@ async function prepareSite(workDir: string, label: string, domain: string, ports
   const privateKeyPath = join(keyDir, `${domain}.private.asc`);
   const key = await loadSitePrivateKey(privateKeyPath, 'refuse');
   const configPath = join(dataDir, 'muse.yaml');
-  const values = {
-    DATA_DIR: dataDir,
-    SITE_DOMAIN: domain,
-    MILTER_PORT: String(ports.milter),
-    DNS_PORT: String(dnsPort),
-    REINJECT_PORT: String(ports.reinject),
-    METRICS_PORT: String(ports.metrics),
-  };
-  writeFileSync(configPath, fillPlaceholders(readExample('muse.yaml'), values, 'examples/muse.yaml'));
+  // examples/muse.yaml as an administrator adapts it: the site's domain and paths, the test's ports and resolver,
+  // partner.example required; the tests run the daemon as root without switching account.
+  const config = editConfigText(readExample('muse.yaml'), [
+    { path: ['dataDirectory'], value: dataDir },
+    { path: ['site', 'domain'], value: domain },
+    { path: ['site', 'keyFile'], value: privateKeyPath },
+    { path: ['milter', 'listen'], value: `inet:127.0.0.1:${ports.milter}` },
+    { path: ['dns', 'servers'], value: [`127.0.0.1:${dnsPort}`] },
+    { path: ['policy', 'domains'], value: { [DOMAINS.required]: 'required' } },
+    { path: ['mixedRecipients', 'reinject', 'port'], value: ports.reinject },
+    { path: ['metrics', 'listen'], value: `127.0.0.1:${ports.metrics}` },
+    { path: ['user'] },
+    { path: ['group'] },
+  ]);
+  writeFileSync(configPath, config);
   const milter = new MuseDaemon({ configPath, logPath: join(dataDir, 'milter.log'), milterPort: ports.milter, name: `muse-milter of ${domain}` });
   return {
     zone,
