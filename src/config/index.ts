@@ -1,6 +1,6 @@
 /** The configuration file of muse-milter: schema, loading, errors. This file is the public API of `src/config/`. */
 export { ConfigError, type ConfigErrorCode } from './errors.ts';
-export { DATA_DIR_ENV, DEFAULT_LOCAL_DATA_DIR, DEFAULT_SITE_DOMAIN, DOMAIN_ENV, defaultConfig, loadConfig, parseConfig } from './load.ts';
+export { DATA_DIR_ENV, DEFAULT_LOCAL_DATA_DIR, DNS_ENV, DEFAULT_SITE_DOMAIN, DOMAIN_ENV, defaultConfig, loadConfig, parseConfig } from './load.ts';
 export {
   DEFAULT_DATA_DIRECTORY,
   DEFAULT_KEY_DIRECTORY,

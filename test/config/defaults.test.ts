@@ -139,16 +139,16 @@ describe('configuration defaults', () => {
 
 describe('defaultConfig (no configuration file)', () => {
   /** Runs `body` with the two environment variables set as given (undefined: unset), restoring them after. */
-  function withEnv(values: { MUSE_DOMAIN?: string; MUSE_DATA_DIR?: string }, body: () => void): void {
-    const saved = { MUSE_DOMAIN: process.env.MUSE_DOMAIN, MUSE_DATA_DIR: process.env.MUSE_DATA_DIR };
-    for (const name of ['MUSE_DOMAIN', 'MUSE_DATA_DIR'] as const) {
+  function withEnv(values: { MUSE_DOMAIN?: string; MUSE_DATA_DIR?: string; MUSE_DNS?: string }, body: () => void): void {
+    const saved = { MUSE_DOMAIN: process.env.MUSE_DOMAIN, MUSE_DATA_DIR: process.env.MUSE_DATA_DIR, MUSE_DNS: process.env.MUSE_DNS };
+    for (const name of ['MUSE_DOMAIN', 'MUSE_DATA_DIR', 'MUSE_DNS'] as const) {
       if (values[name] === undefined) delete process.env[name];
       else process.env[name] = values[name];
     }
     try {
       body();
     } finally {
-      for (const name of ['MUSE_DOMAIN', 'MUSE_DATA_DIR'] as const) {
+      for (const name of ['MUSE_DOMAIN', 'MUSE_DATA_DIR', 'MUSE_DNS'] as const) {
         if (saved[name] === undefined) delete process.env[name];
         else process.env[name] = saved[name];
       }
@@ -180,6 +180,11 @@ describe('defaultConfig (no configuration file)', () => {
     });
   });
 
+  it('takes the resolvers from MUSE_DNS, comma-separated', () => {
+    withEnv({ MUSE_DNS: '127.0.0.1:5300, [::1]:53' }, () => assert.deepEqual(defaultConfig('/srv/muse').dns.servers, ['127.0.0.1:5300', '[::1]:53']));
+    withEnv({ MUSE_DNS: '' }, () => assert.deepEqual(defaultConfig('/srv/muse').dns.servers, ['127.0.0.1:53']));
+  });
+
   it('prefers an explicit data directory argument', () => {
     withEnv({ MUSE_DATA_DIR: '/ignored' }, () => assert.equal(defaultConfig('/srv/other').dataDirectory, '/srv/other'));
   });
@@ -189,7 +194,7 @@ describe('defaultConfig (no configuration file)', () => {
       assert.throws(() => defaultConfig('/srv/muse'), {
         name: 'ConfigError',
         code: 'CONFIG_INVALID',
-        message: 'built-in configuration (MUSE_DATA_DIR, MUSE_DOMAIN):3:11: site.domain: expected a mail domain such as example.org, got "localhost"',
+        message: 'built-in configuration (MUSE_DATA_DIR, MUSE_DOMAIN, MUSE_DNS):3:11: site.domain: expected a mail domain such as example.org, got "localhost"',
       });
     });
   });
