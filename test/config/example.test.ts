@@ -74,4 +74,15 @@ describe('examples/muse.yaml', () => {
     for (const key of ['pidFile', 'host', 'listen']) if (!new RegExp(`^\\s*# ${key}:`, 'm').test(EXAMPLE)) missing.push(key);
     assert.deepEqual(missing, []);
   });
+
+  it('agrees with the systemd unit, which ships without placeholders', () => {
+    const unit = readFileSync(new URL('../../examples/systemd/muse-milter.service', import.meta.url), 'utf8');
+    const config = parseConfig(EXAMPLE, 'muse.yaml');
+    const setting = (name: string): string[] => [...unit.matchAll(new RegExp(`^${name}=(.*)$`, 'gm'))].map((m) => m[1] ?? '');
+    assert.equal(/\$\{/.test(unit), false);
+    assert.deepEqual(setting('ExecStart'), ['muse-milter run --config /etc/muse-milter/muse.yaml']);
+    assert.deepEqual(setting('User'), [config.user]);
+    assert.deepEqual(setting('Group'), [config.group]);
+    assert.deepEqual(setting('ReadWritePaths'), [config.dataDirectory]);
+  });
 });
