@@ -103,6 +103,7 @@ describe('README.md, Install and Configure, followed as written', () => {
       { path: ['metrics', 'listen'], value: `127.0.0.1:${PORTS.metrics}` },
       { path: ['user'], value: ACCOUNT },
       { path: ['group'], value: ACCOUNT },
+      { path: ['pidFile'], value: join(base, 'muse-milter.pid') },
     ]);
     writeFileSync(configPath, config, { mode: 0o644 });
     const checked = await museMilter('check-config', '--config', configPath);
@@ -145,6 +146,8 @@ describe('README.md, Install and Configure, followed as written', () => {
 
     const pid = daemon.pid;
     assert.ok(pid !== undefined);
+    // Written as root before the switch, for init scripts (README.md, "Without systemd").
+    assert.equal(readFileSync(join(base, 'muse-milter.pid'), 'utf8'), `${pid}\n`);
     process.kill(pid, 'SIGHUP');
     const log = join(base, 'milter.log');
     const reloaded = await waitFor(
