@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { checkConfigVerb } from './verbs/check-config.ts';
 import { dnsRecordVerb } from './verbs/dns-record.ts';
 import { genkeyVerb } from './verbs/genkey.ts';
+import { initVerb } from './verbs/init.ts';
 import { lookupVerb } from './verbs/lookup.ts';
 import { pinsVerb } from './verbs/pins.ts';
 import { rotateVerb } from './verbs/rotate.ts';
@@ -15,7 +16,7 @@ import { testkeyVerb } from './verbs/testkey.ts';
 import { EXIT, UsageError, type CliIo, type Verb } from './verb.ts';
 
 /** Every verb, in the order help lists them. */
-export const VERBS: readonly Verb[] = [runVerb, checkConfigVerb, genkeyVerb, rotateVerb, dnsRecordVerb, testkeyVerb, lookupVerb, pinsVerb];
+export const VERBS: readonly Verb[] = [runVerb, initVerb, checkConfigVerb, genkeyVerb, rotateVerb, dnsRecordVerb, testkeyVerb, lookupVerb, pinsVerb];
 
 const PROGRAM = 'muse-milter';
 

@@ -2,9 +2,9 @@
  * Options shared by the verbs, so `--dns`, `--key-dir`, `--pin-dir` and `--domain` mean the same everywhere, and
  * the helpers that turn them into a resolver, directories and a domain.
  */
-import { createResolver, DnsError, type CachingResolver } from '../dns/index.ts';
 import { KeyError, isSitePolicy, MAX_AGE_LIMIT, normaliseDomain, type SitePolicy } from '../keys/index.ts';
 import { DEFAULT_DATA_DIRECTORY, DEFAULT_KEY_DIRECTORY } from '../config/index.ts';
+import { lookupGroup, lookupUser } from '../daemon/privileges.ts';
 import { UsageError, type OptionSpec, type VerbArgs } from './verb.ts';
 
 /** Where site keys live unless `--key-dir` says otherwise: the daemon's default key directory. */
@@ -24,6 +24,26 @@ export const COMMON_OPTIONS = {
   'pin-dir': { type: 'string', valueName: 'DIR', description: `directory of the pin store pins.json (default ${DEFAULT_PIN_DIR})` },
   domain: { type: 'string', valueName: 'DOMAIN', description: 'the site (mail domain)' },
 } as const satisfies Record<string, OptionSpec>;
+
+/** `--owner`: who is to own the files a verb writes (the account the daemon runs as). */
+export const OWNER_OPTION = {
+  type: 'string',
+  valueName: 'USER[:GROUP]',
+  description: 'give the written files to this account (the daemon\'s user; needs root); the private key stays mode 0600',
+} as const satisfies OptionSpec;
+
+/** The account named by `--owner USER[:GROUP]` as ids (group: the user's primary group unless given). */
+export async function ownerOption(args: VerbArgs): Promise<{ uid: number; gid: number } | undefined> {
+  const text = stringOption(args, 'owner');
+  if (text === undefined) return undefined;
+  const [user = '', group] = text.split(':', 2);
+  const ids = user === '' ? undefined : await lookupUser(user);
+  if (ids === undefined) throw new UsageError(`--owner: no user "${user}" in /etc/passwd`);
+  if (group === undefined || group === '') return ids;
+  const gid = await lookupGroup(group);
+  if (gid === undefined) throw new UsageError(`--owner: no group "${group}" in /etc/group`);
+  return { uid: ids.uid, gid };
+}
 
 /** Options describing the records to publish (genkey, dns-record). */
 export const RECORD_OPTIONS = {
@@ -61,23 +81,6 @@ export function siteOrUsage(value: string, normalise: (text: string) => string):
 /** The key directory: `--key-dir` (or genkey's `--dir`), else the default. */
 export function keyDirOption(args: VerbArgs): string {
   return stringOption(args, 'key-dir') ?? stringOption(args, 'dir') ?? DEFAULT_KEY_DIR;
-}
-
-/** The pin directory: `--pin-dir`, else the default. */
-export function pinDirOption(args: VerbArgs): string {
-  return stringOption(args, 'pin-dir') ?? DEFAULT_PIN_DIR;
-}
-
-/** A resolver for the `--dns` servers (default: the system's); a usage error for a bad address. */
-export function resolverOption(args: VerbArgs): CachingResolver {
-  const values = args.values.dns;
-  const servers = Array.isArray(values) ? values.filter((v): v is string => typeof v === 'string') : [];
-  try {
-    return createResolver({ servers });
-  } catch (error) {
-    if (error instanceof DnsError && error.code === 'DNS_BAD_SERVER') throw new UsageError(`--dns: ${error.message}`);
-    throw error;
-  }
 }
 
 /** The record settings from {@link RECORD_OPTIONS}, checked. */

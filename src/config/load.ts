@@ -23,6 +23,9 @@ export const DATA_DIR_ENV = 'MUSE_DATA_DIR';
  */
 export const METRICS_ENV = 'MUSE_METRICS_LISTEN';
 
+/** Environment variable naming the resolvers of the built-in configuration: comma-separated `host:port`. */
+export const DNS_ENV = 'MUSE_DNS';
+
 /** Site domain of the built-in configuration when {@link DOMAIN_ENV} is unset. */
 export const DEFAULT_SITE_DOMAIN = 'muse.localhost';
 
@@ -86,7 +89,8 @@ export async function loadConfig(path: string): Promise<Config> {
  * The configuration used when the daemon starts without a file (`npm start`): every default, the site domain
  * from `MUSE_DOMAIN` (else `muse.localhost`), the metrics endpoint from `MUSE_METRICS_LISTEN` (else the default;
  * `off` for none), the milter socket `milter.sock` in the data directory `dataDir`, made absolute against the
- * working directory, with the site key in its `keys/` subdirectory rather than under /etc. It goes through the
+ * working directory, with the site key in its `keys/` subdirectory rather than under /etc, and the resolvers from
+ * `MUSE_DNS` when set. It goes through the
  * same schema as a file, so a bad environment value is reported alike.
  * @param dataDir the data directory (default: `MUSE_DATA_DIR`, else `./data`)
  * @throws ConfigError `CONFIG_INVALID` when the environment names an unusable domain
@@ -94,10 +98,12 @@ export async function loadConfig(path: string): Promise<Config> {
 export function defaultConfig(dataDir: string = process.env[DATA_DIR_ENV] ?? DEFAULT_LOCAL_DATA_DIR): Config {
   const domain = process.env[DOMAIN_ENV] ?? DEFAULT_SITE_DOMAIN;
   const metrics = process.env[METRICS_ENV];
+  const servers = (process.env[DNS_ENV] ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
   // JSON strings are valid YAML double-quoted scalars, so any directory, domain or address text round-trips.
   let text = `dataDirectory: ${JSON.stringify(resolve(dataDir))}\nsite:\n  domain: ${JSON.stringify(domain)}\n`;
+  if (servers.length > 0) text += `dns:\n  servers: ${JSON.stringify(servers)}\n`;
   if (metrics === 'off') text += 'metrics:\n  enabled: false\n';
   else if (metrics !== undefined) text += `metrics:\n  listen: ${JSON.stringify(metrics)}\n`;
-  const config = parseConfig(text, `built-in configuration (${DATA_DIR_ENV}, ${DOMAIN_ENV}, ${METRICS_ENV})`);
+  const config = parseConfig(text, `built-in configuration (${DATA_DIR_ENV}, ${DOMAIN_ENV}, ${DNS_ENV}, ${METRICS_ENV})`);
   return { ...config, site: { ...config.site, keyFile: siteKeyPaths(join(config.dataDirectory, 'keys'), config.site.domain).privateKey } };
 }

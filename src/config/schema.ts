@@ -240,6 +240,8 @@ const configFile = z
     metrics: metricsSection.prefault({}),
     user: z.string().min(1).optional(),
     group: z.string().min(1).optional(),
+    // For init scripts and supervisors without systemd: the daemon writes its pid here once it serves.
+    pidFile: filePath.optional(),
   })
   .superRefine((config, ctx) => {
     // Switching group while staying root would keep every privilege that matters.
@@ -259,7 +261,8 @@ const configFile = z
  * (`<domain>.private.asc` in {@link DEFAULT_KEY_DIRECTORY}), `milter.listen` (`unix:<dataDirectory>/milter.sock`),
  * paths under `dataDirectory` (relative paths are taken there too; the pin store sits in it directly),
  * `site.localDomains`, `inbound.authservId` and `mixedRecipients.reinject.heloName` (all the site domain);
- * `mixedRecipients.reinject.ledgerDirectory` is `reinjected` under `dataDirectory`.
+ * `mixedRecipients.reinject.ledgerDirectory` is `reinjected` under `dataDirectory`; a relative `pidFile` is taken
+ * under `dataDirectory`.
  */
 export const configSchema = configFile.transform((file) => {
   const underData = (path: string | undefined, fallback: string): string => resolve(file.dataDirectory, path ?? fallback);
@@ -279,6 +282,7 @@ export const configSchema = configFile.transform((file) => {
       spoolDirectory: underData(milter.spoolDirectory, 'spool'),
     },
     pins: { ...pins, directory: underData(pins.directory, '.') },
+    ...(file.pidFile === undefined ? {} : { pidFile: underData(file.pidFile, file.pidFile) }),
     mixedRecipients: {
       ...mixedRecipients,
       reinject: {

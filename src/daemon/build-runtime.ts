@@ -5,7 +5,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import type { Config } from '../config/index.ts';
-import { createResolver } from '../dns/index.ts';
+import { createResolver, type ResolverOptions } from '../dns/index.ts';
 import { Slots } from '../engine/index.ts';
 import { createSiteKeyFinder } from '../keys/index.ts';
 import type { MuseMetrics } from '../metrics/index.ts';
@@ -64,10 +64,9 @@ export async function buildRuntime(config: Config, deps: RuntimeDependencies, pr
   };
 }
 
-/** The DNS resolver with its cache, the pins and the key service over them. */
-async function createKeyService(config: Config, deps: RuntimeDependencies, now: () => Date): Promise<KeyService> {
-  const metrics = deps.metrics;
-  const resolver = createResolver({
+/** The resolver settings of a configuration: the daemon's, and the tools' when they are given its configuration. */
+export function resolverOptions(config: Config): ResolverOptions {
+  return {
     servers: config.dns.servers,
     udpTimeoutMs: config.dns.timeout,
     tries: config.dns.attempts,
@@ -76,7 +75,13 @@ async function createKeyService(config: Config, deps: RuntimeDependencies, now: 
     minTtlSeconds: Math.floor(config.dns.minTtl / 1000),
     maxTtlSeconds: Math.floor(config.dns.maxTtl / 1000),
     maxNegativeTtlSeconds: Math.floor(config.dns.negativeTtl / 1000),
-  });
+  };
+}
+
+/** The DNS resolver with its cache, the pins and the key service over them. */
+async function createKeyService(config: Config, deps: RuntimeDependencies, now: () => Date): Promise<KeyService> {
+  const metrics = deps.metrics;
+  const resolver = createResolver(resolverOptions(config));
   let pins: PinKeeper | undefined;
   if (config.pins.enabled) {
     const directory = config.pins.directory as string;

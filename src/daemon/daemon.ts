@@ -12,6 +12,9 @@ import { MilterServer, parseMilterAddress, sweepSpoolDirectory } from '../../mil
 import { buildRuntime } from './build-runtime.ts';
 import { withLogFields, workerNumber } from './cluster.ts';
 import { museMilter } from './filter.ts';
+import { resolveRunAccount, type RunAccount } from './account-access.ts';
+import { handOverToAccount, preexistingDirectories } from './hand-over.ts';
+import { removePidFile, writePidFile } from './pid-file.ts';
 import { dropPrivileges } from './privileges.ts';
 import { chooseSocketGroup, socketPathProblems } from './socket-group.ts';
 import type { Runtime } from './runtime.ts';
@@ -64,6 +67,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // A worker of a multi-process daemon names itself in every line, so a message can be traced to a process.
   const logger = worker === undefined ? baseLogger : withLogFields(baseLogger, { worker, pid: process.pid });
   const metrics: MuseMetrics | undefined = config.metrics.enabled ? createMetrics() : undefined;
+  // Started as root with an account to switch to: what the daemon creates now must belong to that account.
+  const account: RunAccount | undefined = process.geteuid?.() === 0 ? await resolveRunAccount(config) : undefined;
+  const before = account === undefined ? undefined : await preexistingDirectories(config);
   let runtime = await buildRuntime(config, { metrics, log: logger });
   const address = parseMilterAddress(config.milter.listen);
   const socketGroup = address.kind === 'unix' ? await chooseSocketGroup(config.milter.socketGroup, { user: config.user, group: config.group }) : undefined;
@@ -103,6 +109,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     } else {
       logger.warn(`milter.listen is ${config.milter.listen}: every local user can connect to a TCP socket and have mail decrypted or text signed with the site key; prefer a unix socket`);
     }
+    if (account !== undefined && before !== undefined) await handOverToAccount(config, options.configPath, account, before, logger);
+    // Written while still root: a pid file usually lives in a directory only root may write (/run).
+    if (config.pidFile !== undefined && worker === undefined) await writePidFile(config.pidFile);
     // Keys and secrets were read above, sockets are bound: root is no longer needed.
     await dropPrivileges({ user: config.user, group: config.group }, logger);
   } catch (error) {
@@ -148,6 +157,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       logger.info('stopping: draining in-flight messages', { inFlight: server.transactionsInFlight });
       await server.close(config.milter.shutdownTimeout);
       await metricsServer?.close();
+      if (config.pidFile !== undefined && worker === undefined) await removePidFile(config.pidFile);
       logger.info('muse-milter stopped');
       await logger.close();
       resolveStopped();

@@ -20,6 +20,7 @@ import { failureVerdict } from './failure-actions.ts';
 import { forgedFieldsRemoval, processInbound } from './inbound-message.ts';
 import type { DomainKeys } from './key-service.ts';
 import { groupOf } from './message-plan.ts';
+import { encryptedToSiteKey, misdirectionWarning } from './misdirected.ts';
 import { BodyFeed } from './body-feed.ts';
 import {
   encryptsWhileReceiving,
@@ -245,6 +246,13 @@ class MuseHandler implements MilterHandler {
           const accepted = outcomeOf.applied === 'accept';
           const modifications = accepted && state.direction === 'inbound' ? forgedFieldsRemoval(runtime, headers) : [];
           outcome = { result: { verdict: outcomeOf.verdict, modifications }, action: accepted ? 'unchanged' : outcomeOf.applied, reason: `message of ${size} bytes exceeds limits.maxMessageSize`, keys: [], dnssec: undefined };
+        } else if (
+          state.direction === 'outbound' &&
+          early === undefined &&
+          !state.atReinjection &&
+          (await encryptedToSiteKey(headers, body(), runtime.decryptionKeys, runtime.config.limits.maxMessageSize))
+        ) {
+          outcome = await this.misdirected(ctx, state, body);
         } else if (state.direction === 'outbound') {
           outcome = await processOutbound(runtime, this.outboundMessage(ctx, state, body), early?.start);
           state.early = undefined;
@@ -264,6 +272,27 @@ class MuseHandler implements MilterHandler {
     this.summary(ctx, state, outcome, recipients.map((r) => recipientDomain(r, runtime.config.site.domain)));
     this.finish(state);
     return result;
+  }
+
+  /**
+   * Mail encrypted to this site's key that the direction rules called outbound: decrypted as inbound when every
+   * recipient is local (what they were meant to read), deferred otherwise; never passed on as the encrypted blob.
+   */
+  private async misdirected(ctx: MilterContext, state: MessageState, body: () => AsyncIterable<Buffer>): Promise<MessageOutcome> {
+    const { runtime } = state;
+    runtime.log.warn(misdirectionWarning(state.directionReason, ctx.macro('{daemon_name}')), { queueId: ctx.macro('i') });
+    const domains = ctx.message.recipients.map((r) => recipientDomain(r, runtime.config.site.domain));
+    if (domains.length > 0 && domains.every((domain) => runtime.policy.isLocal(domain))) {
+      const outcome = await processInbound(runtime, { headers: ctx.message.headers, body, signal: ctx.signal });
+      return { ...outcome, reason: `classified outbound (${state.directionReason}) but encrypted to the site key: processed as inbound; ${outcome.reason}` };
+    }
+    return {
+      result: { verdict: reply(451, '4.7.0', 'Message encrypted to this site arrived as outbound mail; the milter direction settings need attention') },
+      action: 'tempfail',
+      reason: `classified outbound (${state.directionReason}) but encrypted to the site key, with recipients outside the local domains`,
+      keys: [],
+      dnssec: undefined,
+    };
   }
 
   /** A message that ends before its end (all recipients refused, RSET, QUIT, lost connection) still gets its summary line. */

@@ -99,10 +99,13 @@ export class KeyService {
    * @throws DnsError when DNS failed: the engine then reports `temperror`, not a site without keys
    */
   async senderKeys(domain: string): Promise<SenderKeys | null> {
+    const started = performance.now();
     const now = this.now();
     const found = await findOrKeyless(this.finder, domain, now);
     const stored = this.pins?.get(found.domain);
     const lookup = await withCertifications(stored, found, now);
+    // Counted like recipient lookups: the DNS metrics cover every query the daemon makes, inbound ones included.
+    this.hooks.lookupDone?.(lookup.domain, (performance.now() - started) / 1000, lookup.sources.length > 0 && lookup.sources.every((s) => s.cache?.state === 'hit'));
     if (lookup.status === 'temporary-failure') {
       const code = (lookup.error?.code ?? 'DNS_TIMEOUT') as DnsErrorCode;
       throw new DnsError(code, `key lookup for ${lookup.domain} failed: ${lookup.error?.message ?? 'no answer'}`);

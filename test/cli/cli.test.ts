@@ -12,10 +12,10 @@ describe('muse-milter', () => {
     assert.equal(result.code, 0);
     assert.equal(result.stderr, '');
     assert.match(result.stdout, /^Usage: muse-milter <verb> \[options\]\n\nVerbs:\n/);
-    for (const verb of ['run', 'check-config', 'genkey', 'rotate', 'dns-record', 'testkey', 'lookup', 'pins']) assert.match(result.stdout, new RegExp(`\\n  ${verb} +\\S`));
+    for (const verb of ['run', 'init', 'check-config', 'genkey', 'rotate', 'dns-record', 'testkey', 'lookup', 'pins']) assert.match(result.stdout, new RegExp(`\\n  ${verb} +\\S`));
     assert.deepEqual(
       VERBS.map((v) => v.name),
-      ['run', 'check-config', 'genkey', 'rotate', 'dns-record', 'testkey', 'lookup', 'pins'],
+      ['run', 'init', 'check-config', 'genkey', 'rotate', 'dns-record', 'testkey', 'lookup', 'pins'],
     );
   });
 

@@ -65,7 +65,8 @@ describe('lookup', () => {
     assert.match(lines[7] ?? '', new RegExp(`^key: {8}${siteKey.fingerprint} from TXT, KEY, OPENPGPKEY; eddsaLegacy/ed25519Legacy \\+ ecdh/curve25519Legacy; created \\S+, expires never$`));
     assert.match(lines[8] ?? '', /^pin: {8}no-pin: no pin; keys trusted on first use; the milter would pin 1 key\(s\) until \S+$/);
     assert.match(lines[9] ?? '', new RegExp(`^action: {5}encrypt to ${siteKey.fingerprint} \\(1 usable key\\(s\\); no pin; keys trusted on first use\\)$`));
-    assert.equal(lines.length, 11);
+    assert.equal(lines[10], `milter:     encrypt to ${siteKey.fingerprint} (DNSSEC) (1 usable key(s); no pin; keys trusted on first use) [no configuration: defaults]`);
+    assert.equal(lines.length, 12);
   });
 
   it('prints one JSON object with --json', async () => {

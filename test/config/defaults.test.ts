@@ -158,9 +158,9 @@ describe('configuration defaults', () => {
 
 describe('defaultConfig (no configuration file)', () => {
   /** Runs `body` with the two environment variables set as given (undefined: unset), restoring them after. */
-  const NAMES = ['MUSE_DOMAIN', 'MUSE_DATA_DIR', 'MUSE_METRICS_LISTEN'] as const;
-  function withEnv(values: { MUSE_DOMAIN?: string; MUSE_DATA_DIR?: string; MUSE_METRICS_LISTEN?: string }, body: () => void): void {
-    const saved = { MUSE_DOMAIN: process.env.MUSE_DOMAIN, MUSE_DATA_DIR: process.env.MUSE_DATA_DIR, MUSE_METRICS_LISTEN: process.env.MUSE_METRICS_LISTEN };
+  const NAMES = ['MUSE_DOMAIN', 'MUSE_DATA_DIR', 'MUSE_METRICS_LISTEN', 'MUSE_DNS'] as const;
+  function withEnv(values: { MUSE_DOMAIN?: string; MUSE_DATA_DIR?: string; MUSE_METRICS_LISTEN?: string; MUSE_DNS?: string }, body: () => void): void {
+    const saved = { MUSE_DOMAIN: process.env.MUSE_DOMAIN, MUSE_DATA_DIR: process.env.MUSE_DATA_DIR, MUSE_METRICS_LISTEN: process.env.MUSE_METRICS_LISTEN, MUSE_DNS: process.env.MUSE_DNS };
     for (const name of NAMES) {
       if (values[name] === undefined) delete process.env[name];
       else process.env[name] = values[name];
@@ -208,10 +208,15 @@ describe('defaultConfig (no configuration file)', () => {
         name: 'ConfigError',
         code: 'CONFIG_INVALID',
         message:
-          'built-in configuration (MUSE_DATA_DIR, MUSE_DOMAIN, MUSE_METRICS_LISTEN):5:11: metrics.listen: must be a loopback address (127.0.0.0/8 or [::1]), ' +
+          'built-in configuration (MUSE_DATA_DIR, MUSE_DOMAIN, MUSE_DNS, MUSE_METRICS_LISTEN):5:11: metrics.listen: must be a loopback address (127.0.0.0/8 or [::1]), ' +
           'because the metrics endpoint has no authentication; got "0.0.0.0:9464"',
       });
     });
+  });
+
+  it('takes the resolvers from MUSE_DNS, comma-separated', () => {
+    withEnv({ MUSE_DNS: '127.0.0.1:5300, [::1]:53' }, () => assert.deepEqual(defaultConfig('/srv/muse').dns.servers, ['127.0.0.1:5300', '[::1]:53']));
+    withEnv({ MUSE_DNS: '' }, () => assert.deepEqual(defaultConfig('/srv/muse').dns.servers, ['127.0.0.1:53']));
   });
 
   it('prefers an explicit data directory argument', () => {
@@ -223,7 +228,7 @@ describe('defaultConfig (no configuration file)', () => {
       assert.throws(() => defaultConfig('/srv/muse'), {
         name: 'ConfigError',
         code: 'CONFIG_INVALID',
-        message: 'built-in configuration (MUSE_DATA_DIR, MUSE_DOMAIN, MUSE_METRICS_LISTEN):3:11: site.domain: expected a mail domain such as example.org, got "localhost"',
+        message: 'built-in configuration (MUSE_DATA_DIR, MUSE_DOMAIN, MUSE_DNS, MUSE_METRICS_LISTEN):3:11: site.domain: expected a mail domain such as example.org, got "localhost"',
       });
     });
   });

@@ -1,7 +1,7 @@
 /**
  * The end-to-end topology: two MUSE sites and their DNS, all real programs on 127.0.0.1, configured from the
  * administrator examples in `examples/` (muse.yaml, postfix/main.cf, postfix/master.cf, sendmail/muse.mc),
- * which are templated only for ports and paths.
+ * adapted only for ports, paths and the one policy override the tests rely on.
  *
  *   test client ──► Postfix A (submission) ──milter──► muse-milter A (outbound: sign + encrypt)
  *                     │ site-b.test                         ▲
@@ -14,7 +14,7 @@
  * DNS: knot serves and signs every zone, unbound validates in front of it (test/support/dns-servers.ts):
  * `site-a.test` and `site-b.test` publish the `_muse` records `genkey` made (policy opportunistic, so a pin,
  * not the published policy, is what refuses a downgrade); `keyless.test` publishes nothing; `partner.example`
- * publishes nothing and is `required` in examples/muse.yaml; `bogus.test` publishes records but unbound holds
+ * publishes nothing and is made `required` (policy.domains) in each site's copy of examples/muse.yaml; `bogus.test` publishes records but unbound holds
  * a wrong trust anchor for it, so every answer about it is SERVFAIL.
  *
  * Ports (127.0.0.1 only): every listener gets a port the kernel picked (test/support/free-port.ts; knot and
@@ -31,6 +31,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { editConfigText } from '../../src/config/index.ts';
 import { loadSitePrivateKey } from '../../src/keys/index.ts';
 import { startKnotUnbound, type KnotUnbound } from '../support/dns-servers.ts';
 import { freePort, isAddressInUse } from '../support/free-port.ts';
@@ -48,7 +49,7 @@ export const DOMAINS = {
   siteA: 'site-a.test',
   siteB: 'site-b.test',
   keyless: 'keyless.test',
-  /** `required` in examples/muse.yaml (policy.domains), and publishes no key. */
+  /** `required` in each site's configuration (policy.domains), and publishes no key. */
   required: 'partner.example',
   bogus: 'bogus.test',
 } as const;
@@ -229,19 +230,21 @@ async function prepareSite(workDir: string, label: string, domain: string, ports
   const privateKeyPath = join(keyDir, `${domain}.private.asc`);
   const key = await loadSitePrivateKey(privateKeyPath, 'refuse');
   const configPath = join(dataDir, 'muse.yaml');
-  const values = {
-    DATA_DIR: dataDir,
-    SITE_DOMAIN: domain,
-    DNS_PORT: String(dnsPort),
-    REINJECT_PORT: String(ports.reinject),
-    METRICS_PORT: String(ports.metrics),
-  };
-  // The example listens on a unix socket in the data directory; the topology's MTAs reach each milter on its
-  // own loopback port instead, so the runs of several topologies never share a path.
-  const example = fillPlaceholders(readExample('muse.yaml'), values, 'examples/muse.yaml');
-  const exampleListen = `  listen: unix:${dataDir}/milter.sock\n`;
-  if (!example.includes(exampleListen)) throw new HarnessError('INVALID_ARGUMENT', 'examples/muse.yaml: no milter.listen line to replace');
-  writeFileSync(configPath, example.replace(exampleListen, `  listen: inet:127.0.0.1:${ports.milter}\n`));
+  // examples/muse.yaml as an administrator adapts it: the site's domain and paths, the test's ports and resolver,
+  // partner.example required; the tests run the daemon as root without switching account.
+  const config = editConfigText(readExample('muse.yaml'), [
+    { path: ['dataDirectory'], value: dataDir },
+    { path: ['site', 'domain'], value: domain },
+    { path: ['site', 'keyFile'], value: privateKeyPath },
+    { path: ['milter', 'listen'], value: `inet:127.0.0.1:${ports.milter}` },
+    { path: ['dns', 'servers'], value: [`127.0.0.1:${dnsPort}`] },
+    { path: ['policy', 'domains'], value: { [DOMAINS.required]: 'required' } },
+    { path: ['mixedRecipients', 'reinject', 'port'], value: ports.reinject },
+    { path: ['metrics', 'listen'], value: `127.0.0.1:${ports.metrics}` },
+    { path: ['user'] },
+    { path: ['group'] },
+  ]);
+  writeFileSync(configPath, config);
   const milter = new MuseDaemon({ configPath, logPath: join(dataDir, 'milter.log'), milterPort: ports.milter, name: `muse-milter of ${domain}` });
   return {
     zone,

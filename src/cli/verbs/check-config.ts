@@ -6,6 +6,7 @@ import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseMilterAddress } from '../../../milter/src/index.ts';
 import { loadConfig, type Config } from '../../config/index.ts';
+import { checkAccessAs, describeAccessProblems, pathsNeededAfterDrop, resolveRunAccount } from '../../daemon/account-access.ts';
 import { loadSiteKeys } from '../../daemon/key-files.ts';
 import { chooseSocketGroup, socketPathProblems } from '../../daemon/socket-group.ts';
 import { EXIT, type Verb } from '../verb.ts';
@@ -20,8 +21,10 @@ export const checkConfigVerb: Verb = {
   },
   details:
     'Reports every problem with its file, line and column, and whether the site keys load (a private key file ' +
-    'readable by group or others is refused). Warns, without failing, when the milter listens on TCP (every local ' +
-    "user could connect) and when the unix socket's group cannot reach it through its directories.\n" +
+    'readable by group or others is refused). Run as root with user set, it also checks, as that account, every ' +
+    'file the daemon reads or writes after switching to it (configuration, keys, marker secret, spool, ledger, ' +
+    "pins), and prints the command that fixes each problem. Warns, without failing, when the milter listens on TCP " +
+    "(every local user could connect) and when the unix socket's group cannot reach it through its directories.\n" +
     'Exit status: 0 valid (warnings included), 1 problems found, 2 usage error.',
   async run(args, io) {
     const path = args.values.config;
@@ -31,11 +34,20 @@ export const checkConfigVerb: Verb = {
     }
     const config = await loadConfig(path);
     const keys = await loadSiteKeys(config.site);
+    const account = process.geteuid?.() === 0 ? await resolveRunAccount(config) : undefined;
+    if (account !== undefined) {
+      const problems = await checkAccessAs(account, pathsNeededAfterDrop(config, path));
+      if (problems.length > 0) {
+        io.stderr(`${path}: the daemon switches to user ${account.user} after start, and then:\n${describeAccessProblems(account, problems).map((p) => `  ${p}\n`).join('')}`);
+        return EXIT.FAILURE;
+      }
+    }
     io.stdout(
       `${path}: valid\n` +
         `  site ${config.site.domain}, key ${keys.current.fingerprint}` +
         (keys.previous.length > 0 ? ` (+${keys.previous.length} previous)` : '') +
-        `\n  milter ${config.milter.listen}, policy default ${config.policy.default}${config.policy.testing ? ' (testing: nothing is changed)' : ''}\n`,
+        `\n  milter ${config.milter.listen}, policy default ${config.policy.default}${config.policy.testing ? ' (testing: nothing is changed)' : ''}\n` +
+        (account === undefined ? '' : `  runs as ${account.user} (${account.uid}:${account.gid}), which can use every file it needs\n`),
     );
     for (const warning of await socketWarnings(config)) io.stderr(`check-config: warning: ${warning}\n`);
     return EXIT.OK;

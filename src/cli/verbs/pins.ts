@@ -5,7 +5,8 @@
  */
 import { normaliseDomain } from '../../keys/index.ts';
 import { PinStore, pinDirectoryOwner, type Pin } from '../../pins/index.ts';
-import { COMMON_OPTIONS, pinDirOption, siteOrUsage } from '../options.ts';
+import { CONFIG_OPTION, daemonConfigOption, pinDirectoryFor } from '../daemon-config.ts';
+import { COMMON_OPTIONS, DEFAULT_PIN_DIR, siteOrUsage } from '../options.ts';
 import { line } from '../report.ts';
 import { EXIT, UsageError, type CliIo, type Verb } from '../verb.ts';
 
@@ -15,6 +16,7 @@ export const pinsVerb: Verb = {
   summary: 'list the pins of other sites, or forget one',
   positionals: { usage: 'forget DOMAIN', min: 0, max: 2 },
   options: {
+    config: CONFIG_OPTION,
     'pin-dir': COMMON_OPTIONS['pin-dir'],
     json: { type: 'boolean', description: 'list as one JSON object (pins by domain) instead of text' },
   },
@@ -26,7 +28,12 @@ export const pinsVerb: Verb = {
     'forget, start it again.\n' +
     'Exit status: 0 listed or forgotten, 1 no such pin, the milter runs, or the store is unreadable, 2 usage error.',
   async run(args, io) {
-    const dir = pinDirOption(args);
+    const daemon = await daemonConfigOption(args);
+    const dir = pinDirectoryFor(args, daemon, DEFAULT_PIN_DIR);
+    if (dir === undefined) {
+      io.stderr(`pins: pinning is off in ${daemon?.path ?? 'the configuration'} (pins.enabled: false)\n`);
+      return EXIT.FAILURE;
+    }
     const [action, domainText] = args.positionals;
     if (action === undefined) return list(await PinStore.open(dir), args.values.json === true, io);
     if (action !== 'forget') throw new UsageError(`unknown action "${action}": the only action is forget`);

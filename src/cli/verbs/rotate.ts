@@ -4,6 +4,8 @@
  * configuration change.
  */
 import { loadSitePrivateKey, rotateSiteKey, siteKeyPaths } from '../../keys/index.ts';
+import { dirname } from 'node:path';
+import { CONFIG_OPTION, daemonConfigOption } from '../daemon-config.ts';
 import { COMMON_OPTIONS, RECORD_OPTIONS, domainOption, keyDirOption, recordOptions, stringOption } from '../options.ts';
 import { EXIT, type Verb } from '../verb.ts';
 
@@ -14,6 +16,7 @@ export const rotateVerb: Verb = {
   positionals: { usage: '', min: 0, max: 0 },
   options: {
     domain: COMMON_OPTIONS.domain,
+    config: CONFIG_OPTION,
     'key-dir': COMMON_OPTIONS['key-dir'],
     'key-file': { type: 'string', valueName: 'FILE', description: 'the current private key (default KEY-DIR/DOMAIN.private.asc)' },
     ...RECORD_OPTIONS,
@@ -24,13 +27,16 @@ export const rotateVerb: Verb = {
     'DOMAIN.KEYID.private.asc (mode 0600), DOMAIN.KEYID.public.asc and DOMAIN.KEYID.zone next to the current ' +
     'files; nothing is overwritten. Standard output is a zone fragment: the records of both keys to publish ' +
     'side by side, and, as comments, the configuration change and how long to keep the overlap. Give the ' +
-    '--policy and --max-age the site publishes now.\n' +
+    '--policy and --max-age the site publishes now. With the daemon\'s configuration (--config, or the default file ' +
+    'when it exists), the domain and current key default to site.domain and site.keyFile.\n' +
     'Exit status: 0 written, 1 failure (unreadable current key, files exist, I/O error), 2 usage error.',
   async run(args, io) {
-    const domain = domainOption(args);
+    const daemon = await daemonConfigOption(args);
+    const domain = daemon !== undefined && stringOption(args, 'domain') === undefined ? daemon.config.site.domain : domainOption(args);
     const record = recordOptions(args);
-    const dir = keyDirOption(args);
-    const keyFile = stringOption(args, 'key-file') ?? siteKeyPaths(dir, domain).privateKey;
+    const own = daemon !== undefined && domain === daemon.config.site.domain && stringOption(args, 'key-dir') === undefined;
+    const dir = own ? dirname(daemon.config.site.keyFile as string) : keyDirOption(args);
+    const keyFile = stringOption(args, 'key-file') ?? (own ? (daemon.config.site.keyFile as string) : siteKeyPaths(dir, domain).privateKey);
     const current = await loadSitePrivateKey(keyFile, 'warn');
     for (const warning of current.warnings) io.stderr(`rotate: warning: ${warning}\n`);
     const now = new Date();

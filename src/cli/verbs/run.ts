@@ -5,12 +5,13 @@
  */
 import { chmod, chown, mkdir, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, relative } from 'node:path';
-import { DATA_DIR_ENV, defaultConfig, DOMAIN_ENV, loadConfig, METRICS_ENV, type Config } from '../../config/index.ts';
+import { DATA_DIR_ENV, defaultConfig, DNS_ENV, DOMAIN_ENV, loadConfig, METRICS_ENV, type Config } from '../../config/index.ts';
 import { formatMilterAddress, parseMilterAddress } from '../../../milter/src/index.ts';
 import { isWorker, runAsWorker, startPrimary, workerCount } from '../../daemon/cluster.ts';
 import { startDaemon } from '../../daemon/daemon.ts';
 import { chooseSocketGroup } from '../../daemon/socket-group.ts';
 import { provisionSiteKey } from '../../keys/index.ts';
+import { probeResolvers } from '../resolver-probe.ts';
 import { EXIT, type CliIo, type Verb } from '../verb.ts';
 
 /**
@@ -124,8 +125,9 @@ export const runVerb: Verb = {
   },
   details:
     `Without --config the embedded configuration is used: site domain from ${DOMAIN_ENV} (default muse.localhost), ` +
-    `data folder from ${DATA_DIR_ENV} (default ./data, created mode 0710), milter on the unix socket milter.sock in it ` +
-    `(mode 0660, group postfix when it exists), metrics from ${METRICS_ENV} (default 127.0.0.1:9464, off for none). ` +
+    `data folder from ${DATA_DIR_ENV} (default ./data, created mode 0710), resolvers from ${DNS_ENV} (comma-separated ` +
+    `host:port, default 127.0.0.1:53), milter on the unix socket milter.sock in it (mode 0660, group postfix when it ` +
+    `exists), metrics from ${METRICS_ENV} (default 127.0.0.1:9464, off for none). ` +
     'On its first run it creates the site key and prints the DNS records and the Postfix lines.\n' +
     'Signals: SIGHUP reloads the configuration and keys; SIGTERM and SIGINT drain in-flight messages and exit. ' +
     'With milter.workers above 1, a primary process relays them to the worker processes.\n' +
@@ -142,6 +144,8 @@ export const runVerb: Verb = {
     const listening = (milter: string, metrics: string | undefined, workers: string): void =>
       io.stderr(`run: milter listening on ${milter}${workers}${metrics === undefined ? '' : `, metrics on http://${metrics}/metrics`}\n`);
     if (path === undefined) await firstRun(config, io);
+    const dnsProblem = await probeResolvers(config);
+    if (dnsProblem !== undefined) io.stderr(`run: warning: ${dnsProblem}`);
     const workers = workerCount(config.milter.workers);
     if (workers > 1) {
       const primary = await startPrimary(config, workers);

@@ -3,7 +3,8 @@
  * opendkim-testkey), and warns about a private key file others may read.
  */
 import { loadSitePrivateKey, lookupSiteKeys, siteKeyPaths, validateSiteKey, type RecordSource } from '../../keys/index.ts';
-import { COMMON_OPTIONS, domainOption, keyDirOption, resolverOption, stringOption } from '../options.ts';
+import { CONFIG_OPTION, daemonConfigOption, resolverFor } from '../daemon-config.ts';
+import { COMMON_OPTIONS, domainOption, keyDirOption, stringOption } from '../options.ts';
 import { formatKey, formatRejected, formatSource, line } from '../report.ts';
 import { EXIT, type Verb } from '../verb.ts';
 
@@ -14,6 +15,7 @@ export const testkeyVerb: Verb = {
   positionals: { usage: '', min: 0, max: 0 },
   options: {
     domain: COMMON_OPTIONS.domain,
+    config: CONFIG_OPTION,
     key: { type: 'string', valueName: 'FILE', description: 'the private site key (default KEY-DIR/DOMAIN.private.asc)' },
     'key-dir': COMMON_OPTIONS['key-dir'],
     dns: COMMON_OPTIONS.dns,
@@ -21,12 +23,15 @@ export const testkeyVerb: Verb = {
   details:
     'Passes when the TXT records at _muse.DOMAIN carry the local key as a usable key, and every KEY or OPENPGPKEY ' +
     'record set present carries it too. Missing KEY/OPENPGPKEY records, a lack of DNSSEC and a private key file ' +
-    'group or others may read are warnings.\n' +
+    'group or others may read are warnings. With the daemon\'s configuration (--config, or the default file when it ' +
+    'exists), the domain, key file and resolvers default to the daemon\'s.\n' +
     'Exit status: 0 match, 1 mismatch or failure (DNS, unreadable key), 2 usage error.',
   async run(args, io) {
-    const domain = domainOption(args);
-    const path = stringOption(args, 'key') ?? siteKeyPaths(keyDirOption(args), domain).privateKey;
-    const resolver = resolverOption(args);
+    const daemon = await daemonConfigOption(args);
+    const domain = daemon !== undefined && stringOption(args, 'domain') === undefined ? daemon.config.site.domain : domainOption(args);
+    const ownKeyFile = daemon !== undefined && domain === daemon.config.site.domain && stringOption(args, 'key-dir') === undefined ? (daemon.config.site.keyFile as string) : undefined;
+    const path = stringOption(args, 'key') ?? ownKeyFile ?? siteKeyPaths(keyDirOption(args), domain).privateKey;
+    const resolver = resolverFor(args, daemon);
     const local = await loadSitePrivateKey(path, 'warn');
     const warnings = [...local.warnings];
     const problems: string[] = [];
