@@ -86,6 +86,7 @@ describe('examples/muse.yaml', () => {
     assert.deepEqual(setting('ExecStart'), ['muse-milter run --config /etc/muse-milter/muse.yaml']);
     assert.deepEqual(setting('User'), [config.user]);
     assert.deepEqual(setting('Group'), [config.group]);
-    assert.deepEqual(setting('ReadWritePaths'), [config.dataDirectory]);
+    // The data directory, and the socket directory inside Debian's Postfix chroot where that is used (`-`: optional).
+    assert.deepEqual(setting('ReadWritePaths'), [`${config.dataDirectory} -/var/spool/postfix/muse-milter`]);
   });
 });
