@@ -15,4 +15,5 @@ export {
   type LoggingConfig,
   type PolicyMode,
 } from './schema.ts';
+export { configNotices } from './notices.ts';
 export { parseDuration, parseFileMode, parseSize } from './units.ts';

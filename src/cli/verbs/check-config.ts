@@ -2,7 +2,8 @@
  * `muse-milter check-config`: validates a configuration file and the files it names (site keys with
  * their permissions), the way `postfix check` does, without starting anything.
  */
-import { loadConfig } from '../../config/index.ts';
+import { readFile } from 'node:fs/promises';
+import { configNotices, loadConfig } from '../../config/index.ts';
 import { loadSiteKeys } from '../../daemon/key-files.ts';
 import { EXIT, type Verb } from '../verb.ts';
 
@@ -16,7 +17,9 @@ export const checkConfigVerb: Verb = {
   },
   details:
     'Reports every problem with its file, line and column, and whether the site keys load (a private key file ' +
-    'readable by group or others is refused).\nExit status: 0 valid, 1 problems found, 2 usage error.',
+    'readable by group or others is refused). Settings written in an outdated form still load; each gets a ' +
+    'notice on standard error saying what it is read as and how to write it now.\nExit status: 0 valid, 1 problems ' +
+    'found, 2 usage error.',
   async run(args, io) {
     const path = args.values.config;
     if (typeof path !== 'string') {
@@ -25,6 +28,8 @@ export const checkConfigVerb: Verb = {
     }
     const config = await loadConfig(path);
     const keys = await loadSiteKeys(config.site);
+    // Loaded already, so readable: the notices look at the same text the schema accepted.
+    for (const notice of configNotices(await readFile(path, 'utf8'), path)) io.stderr(`${notice}\n`);
     io.stdout(
       `${path}: valid\n` +
         `  site ${config.site.domain}, key ${keys.current.fingerprint}` +

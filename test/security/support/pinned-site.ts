@@ -55,7 +55,7 @@ export async function startSender(): Promise<Sender> {
         policyFor: () => 'dns',
         isLocal: () => false,
         requireDnssec: false,
-        signCleartext: true,
+        signCleartext: 'always',
         actions: { dnsError: 'tempfail', noKeyRequired: 'tempfail' },
       });
     },
