@@ -115,7 +115,7 @@ const domainPolicies = z.record(z.string(), z.enum(POLICY_MODES)).transform((ent
  * `check-config` says how to write it now (src/config/notices.ts).
  */
 const signCleartext = z
-  .union([z.enum(['never', 'muse-sites', 'always']), z.boolean()])
+  .union([z.enum(['never', 'muse-sites', 'always']), z.boolean()], { error: 'expected never, muse-sites or always' })
   .transform((value) => (value === true ? 'always' : value === false ? 'never' : value));
 
 const policySection = z.strictObject({
