@@ -56,6 +56,8 @@ interface MessageState {
   early: { feed: BodyFeed; start: OutboundStart } | undefined;
   /** The message came in on the re-injection listener, the one place a re-injection marker is accepted. */
   atReinjection: boolean;
+  /** The ESMTP parameters of each RCPT (a re-injected copy keeps them), by recipient as given. */
+  recipientParameters: Map<string, readonly string[]>;
 }
 
 async function* noBody(): AsyncGenerator<Buffer> {}
@@ -118,14 +120,16 @@ class MuseHandler implements MilterHandler {
       refused: [],
       early: undefined,
       atReinjection,
+      recipientParameters: new Map(),
     };
     runtime.metrics?.messagesInFlight.inc();
     return CONTINUE;
   }
 
-  async rcptTo(_ctx: MilterContext, recipient: string): Promise<Verdict> {
+  async rcptTo(_ctx: MilterContext, recipient: string, parameters: readonly string[]): Promise<Verdict> {
     const state = this.state;
     if (state === undefined || state.direction !== 'outbound') return CONTINUE;
+    state.recipientParameters.set(recipient, parameters);
     const { runtime } = state;
     const domain = recipientDomain(recipient, runtime.config.site.domain);
     if (runtime.policy.isLocal(domain) || runtime.policy.policyFor(domain) === 'never') {
@@ -309,6 +313,8 @@ class MuseHandler implements MilterHandler {
       queueId: ctx.macro('i'),
       sender: ctx.message.sender ?? '<>',
       recipients: ctx.message.recipients,
+      senderParameters: ctx.message.senderParameters,
+      recipientParameters: state.recipientParameters,
       headers: ctx.message.headers,
       body,
       lookups: state.lookups,

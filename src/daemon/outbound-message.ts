@@ -27,6 +27,10 @@ export interface OutboundMessage {
   queueId: string | undefined;
   sender: string;
   recipients: readonly string[];
+  /** The MAIL FROM ESMTP parameters, as the MTA reported them. */
+  senderParameters: readonly string[];
+  /** The RCPT TO ESMTP parameters, by recipient as given at RCPT. */
+  recipientParameters: ReadonlyMap<string, readonly string[]>;
   headers: readonly HeaderField[];
   /** Reads the original body from the start; callable more than once. */
   body: () => AsyncIterable<Buffer>;
@@ -272,6 +276,8 @@ export async function processOutbound(runtime: Runtime, message: OutboundMessage
           queueId: message.queueId ?? 'unknown',
           sender: message.sender,
           recipients: copyRecipients,
+          senderParameters: message.senderParameters,
+          recipientParameters: copyRecipients.map((r) => message.recipientParameters.get(r) ?? []),
           headers: message.headers,
           edits: copyResult?.kind === 'protected' ? copyResult.headerEdits : [],
           body: copyResult?.kind === 'protected' ? copyResult.body : undefined,
