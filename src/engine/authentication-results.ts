@@ -71,6 +71,15 @@ export function forgedFieldDeletions(fields: readonly HeaderField[], authservId:
   return deletions;
 }
 
+/**
+ * Whether a message carries an `x-muse` result under our authserv-id: on outbound mail, a message this site
+ * decrypted (or verified) on its way in is leaving again, a forward.
+ */
+export function carriesOurResult(fields: readonly HeaderField[], authservId: string): boolean {
+  const own = authservId.toLowerCase();
+  return fieldsNamed(fields, AUTHENTICATION_RESULTS).some((field) => claimsOurResult(field.value, own));
+}
+
 /** The new field, inserted at the top where RFC 8601 §4 places trace-like fields. */
 export function authenticationResultsInsert(authservId: string, verdict: Verdict): HeaderEdit {
   return { op: 'insert', index: 0, name: AUTHENTICATION_RESULTS, value: authenticationResultsValue(authservId, verdict) };

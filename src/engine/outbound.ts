@@ -300,6 +300,7 @@ function outerEdits(ctx: Context, contentType: string, placeholder: string | nul
     edits.push(...syncFieldEdits(headers, 'Subject', fieldsNamed(headers, 'Subject').map(() => ' ' + placeholder)));
   }
   const signer = ctx.siteKey.getFingerprint().toUpperCase();
-  edits.push({ op: 'add', name: PROTECTION_FIELD, value: ` ${protection}; signer=${signer}` });
+  // One field, ours: a Muse-Protection the message brought along (a forward, a local program) says nothing true.
+  edits.push(...syncFieldEdits(headers, PROTECTION_FIELD, [` ${protection}; signer=${signer}`]));
   return edits;
 }
