@@ -6,7 +6,7 @@ set -eu
 
 SMROOT=${MUSE_SENDMAIL_ROOT:-/opt/muse-sendmail}
 PKGS="postfix m4 sendmail-cf liblockfile1 libwrap0 libdb5.3 libldap-2.5-0 libnsl2 libsasl2-2 libssl3
-miltertest gnupg openssl sq rnp swaks bind9-dnsutils knot knot-dnsutils unbound opendkim opendkim-tools python3 iproute2"
+miltertest gnupg openssl sq rnp swaks bind9-dnsutils knot knot-dnsutils unbound opendkim opendkim-tools opendmarc python3-dkim python3 iproute2"
 
 missing=""
 for p in $PKGS; do

@@ -18,4 +18,5 @@ export {
   type PolicyMode,
 } from './schema.ts';
 export { DEFAULT_CONFIG_FILE, configTemplatePath, editConfigText, readConfigTemplate, type ConfigEdit } from './template.ts';
+export { configNotices } from './notices.ts';
 export { parseDuration, parseFileMode, parseSize } from './units.ts';

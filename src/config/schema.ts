@@ -122,13 +122,21 @@ const domainPolicies = z.record(z.string(), z.enum(POLICY_MODES)).transform((ent
   return normalised;
 });
 
+/**
+ * When clear-text mail is signed. The old boolean form still loads (true meant every message, false none);
+ * `check-config` says how to write it now (src/config/notices.ts).
+ */
+const signCleartext = z
+  .union([z.enum(['never', 'muse-sites', 'always']), z.boolean()], { error: 'expected never, muse-sites or always' })
+  .transform((value) => (value === true ? 'always' : value === false ? 'never' : value));
+
 const policySection = z.strictObject({
   default: z.enum(POLICY_MODES).default('dns'),
   domains: domainPolicies.default({}),
   testing: z.boolean().default(false),
   headerProtection: z.boolean().default(true),
   subjectPlaceholder: singleLine.default('...'),
-  signCleartext: z.boolean().default(true),
+  signCleartext: signCleartext.default('muse-sites'),
   unwrapSigned: z.boolean().default(false),
 });
 

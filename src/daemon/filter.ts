@@ -59,6 +59,8 @@ interface MessageState {
   atReinjection: boolean;
   /** The message grew past limits.maxMessageSize while its body arrived: nothing more of it is kept. */
   oversize: boolean;
+  /** The ESMTP parameters of each RCPT (a re-injected copy keeps them), by recipient as given. */
+  recipientParameters: Map<string, readonly string[]>;
 }
 
 /** Bytes of a message as the size limit counts them: header fields (name, colon, value, CRLF) and body. */
@@ -127,14 +129,16 @@ class MuseHandler implements MilterHandler {
       early: undefined,
       atReinjection,
       oversize: false,
+      recipientParameters: new Map(),
     };
     runtime.metrics?.messagesInFlight.inc();
     return CONTINUE;
   }
 
-  async rcptTo(_ctx: MilterContext, recipient: string): Promise<Verdict> {
+  async rcptTo(_ctx: MilterContext, recipient: string, parameters: readonly string[]): Promise<Verdict> {
     const state = this.state;
     if (state === undefined || state.direction !== 'outbound') return CONTINUE;
+    state.recipientParameters.set(recipient, parameters);
     const { runtime } = state;
     const domain = recipientDomain(recipient, runtime.config.site.domain);
     if (runtime.policy.isLocal(domain) || runtime.policy.policyFor(domain) === 'never') {
@@ -361,6 +365,8 @@ class MuseHandler implements MilterHandler {
       queueId: ctx.macro('i'),
       sender: ctx.message.sender ?? '<>',
       recipients: ctx.message.recipients,
+      senderParameters: ctx.message.senderParameters,
+      recipientParameters: state.recipientParameters,
       headers: ctx.message.headers,
       body,
       lookups: state.lookups,

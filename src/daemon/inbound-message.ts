@@ -4,7 +4,7 @@
  * record the verdict in Authentication-Results. Mail that is not for us passes untouched; mail whose
  * encryption or signature is broken is never silently altered or dropped.
  */
-import { CONTINUE, replaceBody, type Modification } from '../../milter/src/index.ts';
+import { addHeader, CONTINUE, deleteHeader, replaceBody, type Modification } from '../../milter/src/index.ts';
 import { forgedFieldDeletions, openInbound, type HeaderField } from '../engine/index.ts';
 import { failureVerdict } from './failure-actions.ts';
 import { editsToModifications } from './header-edits.ts';
@@ -25,6 +25,23 @@ export interface InboundMessage {
  */
 export function forgedFieldsRemoval(runtime: Runtime, headers: readonly HeaderField[]): Modification[] {
   return editsToModifications(forgedFieldDeletions(headers, runtime.config.inbound.authservId));
+}
+
+/** The name under which a DKIM-Signature that no longer matches the delivered message is kept. */
+export const ORIGINAL_DKIM_FIELD = 'Muse-Original-DKIM-Signature';
+
+/**
+ * Renames every DKIM-Signature field to {@link ORIGINAL_DKIM_FIELD}, same value, in the same order (at the end of the
+ * header). The sending site signed the encrypted message; once we deliver its decrypted content (or the signed header
+ * in place of the transport one) that signature can only fail, and every verifier after us (a mailbox filter, a
+ * forward's next hop) would report the sender's domain as broken. Its verdict was taken before us (OpenDKIM, ahead of
+ * muse-milter in the milter chain, wrote its `dkim=` result), and the renamed field keeps the evidence.
+ */
+export function retireDkimSignatures(headers: readonly HeaderField[]): Modification[] {
+  const values = headers.filter((h) => h.name.toLowerCase() === 'dkim-signature').map((h) => h.value);
+  // The last first, so each index still names the field it meant.
+  const deletions = values.map((_, i) => deleteHeader('DKIM-Signature', values.length - i));
+  return [...deletions, ...values.map((value) => addHeader(ORIGINAL_DKIM_FIELD, value))];
 }
 
 /** Processes one inbound message at end of message. */
@@ -73,8 +90,10 @@ export async function processInbound(runtime: Runtime, message: InboundMessage):
     case 'opened': {
       runtime.metrics?.cryptoSeconds.observe({ operation: result.kind === 'opened' ? 'decrypt+verify' : 'verify' }, (performance.now() - started) / 1000);
       const modifications: Modification[] = editsToModifications(result.headerEdits);
-      if (result.kind === 'opened') modifications.push(replaceBody(disposingChunks(result.body, message.signal)));
       const verdict = result.verdict;
+      // A new body, or the signed header in place of the transport one: the sender's DKIM signature no longer holds.
+      if (result.kind === 'opened' || verdict.result === 'pass' || verdict.result === 'policy') modifications.push(...retireDkimSignatures(message.headers));
+      if (result.kind === 'opened') modifications.push(replaceBody(disposingChunks(result.body, message.signal)));
       return {
         result: { verdict: CONTINUE, modifications },
         action: result.kind === 'opened' ? (verdict.encrypted ? 'decrypted' : 'unwrapped') : 'annotated',

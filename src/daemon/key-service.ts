@@ -84,7 +84,7 @@ export class KeyService {
       lookup,
       pin,
       outlook,
-      facts: { outlook, dnssec: lookup.dnssec, pinned: pin.pin !== null },
+      facts: { outlook, dnssec: lookup.dnssec, pinned: pin.pin !== null, published: lookup.status === 'found' || lookup.policy !== null },
       keys,
       elapsedMs,
     };

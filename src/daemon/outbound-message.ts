@@ -8,7 +8,7 @@
  */
 import type { PublicKey } from 'openpgp';
 import { CONTINUE, deleteRecipient, replaceBody, reply, type EndOfMessageResult, type Modification } from '../../milter/src/index.ts';
-import { protectOutbound, type HeaderField, type OutboundResult } from '../engine/index.ts';
+import { carriesOurResult, protectOutbound, type HeaderField, type OutboundResult } from '../engine/index.ts';
 import { envelopeAddress, envelopeDomain } from '../mail/address.ts';
 import { failureVerdict } from './failure-actions.ts';
 import { editsToModifications } from './header-edits.ts';
@@ -27,6 +27,10 @@ export interface OutboundMessage {
   queueId: string | undefined;
   sender: string;
   recipients: readonly string[];
+  /** The MAIL FROM ESMTP parameters, as the MTA reported them. */
+  senderParameters: readonly string[];
+  /** The RCPT TO ESMTP parameters, by recipient as given at RCPT. */
+  recipientParameters: ReadonlyMap<string, readonly string[]>;
   headers: readonly HeaderField[];
   /** Reads the original body from the start; callable more than once. */
   body: () => AsyncIterable<Buffer>;
@@ -220,6 +224,19 @@ async function ledgerOf(runtime: Runtime, message: OutboundMessage, copyRecipien
   };
 }
 
+/**
+ * Logs a warning when a message this site decrypted on its way in (it carries our `x-muse` result) leaves again in
+ * clear to another site: a forward (an alias, a list, a user's redirect) expanded where the milter did not see it.
+ * examples/postfix/forwarding.cf sends such mail through the milter a second time, after the expansion, so the
+ * forward is protected like any outbound message; this warning says where that is missing.
+ */
+function warnOfClearForward(runtime: Runtime, message: OutboundMessage, groups: readonly RecipientGroup[]): void {
+  if (!carriesOurResult(message.headers, runtime.config.inbound.authservId)) return;
+  const clear = groups.flatMap((g) => (g.kind === 'clear' ? g.recipients : [])).filter((r) => r.decision.kind !== 'local');
+  if (clear.length === 0) return;
+  runtime.log.warn('a message this site decrypted leaves again in clear (a forward)', { queueId: message.queueId, domains: [...new Set(clear.map((r) => r.domain))] });
+}
+
 /** Processes one outbound message at end of message, continuing what {@link OutboundStart} began, if given. */
 export async function processOutbound(runtime: Runtime, message: OutboundMessage, started?: OutboundStart): Promise<MessageOutcome> {
   const outbound = started?.outbound ?? (await planOutbound(runtime, message));
@@ -236,6 +253,7 @@ export async function processOutbound(runtime: Runtime, message: OutboundMessage
   }
 
   const [original, copy] = plan.groups as [RecipientGroup, RecipientGroup | undefined];
+  warnOfClearForward(runtime, message, plan.groups);
   const originalResult = await (started?.original ?? protect(runtime, message, original, keys));
   const failed = (result: OutboundResult | undefined): MessageOutcome | undefined => {
     if (result === undefined || result.kind === 'protected' || result.kind === 'unchanged') return undefined;
@@ -273,6 +291,8 @@ export async function processOutbound(runtime: Runtime, message: OutboundMessage
           queueId: message.queueId ?? 'unknown',
           sender: message.sender,
           recipients: copyRecipients,
+          senderParameters: message.senderParameters,
+          recipientParameters: copyRecipients.map((r) => message.recipientParameters.get(r) ?? []),
           headers: message.headers,
           edits: copyResult?.kind === 'protected' ? copyResult.headerEdits : [],
           body: copyResult?.kind === 'protected' ? copyResult.body : undefined,

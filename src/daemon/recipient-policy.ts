@@ -11,6 +11,11 @@
  * 5. no key: `required` (set by the administrator, or `enforce` published by the domain) is refused
  *    with the `noKeyRequired` action; otherwise signed clear text;
  * 6. DNS failure: the `dnsError` action, but never clear text to a required or pinned domain.
+ *
+ * Clear text is signed (multipart/signed) by `signCleartext`: `always`, `never`, or `muse-sites` (the default),
+ * only for domains known to take part in MUSE (they publish a `_muse` record, or we hold a pin for them). Mail to
+ * every other site leaves exactly as it arrived: a signature only a MUSE site can check would change its shape for
+ * nothing (some list servers and gateways mangle or refuse multipart/signed).
  */
 import type { DomainOutlook } from '../policy/domain-outlook.ts';
 
@@ -20,13 +25,16 @@ export type AdminPolicy = 'dns' | 'never' | 'opportunistic' | 'required';
 /** What to do when something fails: refuse temporarily, refuse, or deliver as received (clear text). */
 export type FailureAction = 'tempfail' | 'reject' | 'accept';
 
+/** When clear-text mail is signed: never, only to MUSE sites, or always. */
+export type SignCleartext = 'never' | 'muse-sites' | 'always';
+
 /** The settings this decision reads. */
 export interface RecipientPolicySettings {
   /** Policy for a domain, most specific entry first; undefined means `default`. */
   policyFor(domain: string): AdminPolicy;
   isLocal(domain: string): boolean;
   requireDnssec: boolean;
-  signCleartext: boolean;
+  signCleartext: SignCleartext;
   actions: { dnsError: FailureAction; noKeyRequired: Exclude<FailureAction, 'accept'> };
 }
 
@@ -37,6 +45,8 @@ export interface DomainFacts {
   dnssec: boolean;
   /** Whether a pin exists for the domain (a pinned domain never gets clear text on a DNS failure). */
   pinned: boolean;
+  /** Whether the domain publishes a `_muse` record (any policy, usable key or not). */
+  published: boolean;
 }
 
 /** The outcome for one domain. */
@@ -61,12 +71,22 @@ function replyName(domain: string): string {
   return /^[\x21-\x7e]+$/.test(domain) ? domain : 'the recipient domain';
 }
 
+/**
+ * Whether clear text to a domain is signed. Without facts (the administrator's `never` skips the lookup) nothing
+ * says the domain is a MUSE site, so only `always` signs.
+ */
+function signs(settings: RecipientPolicySettings, facts: DomainFacts | undefined): boolean {
+  if (settings.signCleartext === 'always') return true;
+  if (settings.signCleartext === 'never' || facts === undefined) return false;
+  return facts.published || facts.pinned;
+}
+
 /** Decides for one recipient domain. Pure: same input, same answer. */
 export function decideRecipient(domain: string, facts: DomainFacts | undefined, settings: RecipientPolicySettings): RecipientDecision {
   if (settings.isLocal(domain)) return { kind: 'local', reason: 'local domain' };
   const shown = replyName(domain);
   const admin = settings.policyFor(domain);
-  if (admin === 'never') return { kind: 'clear', signed: settings.signCleartext, reason: 'policy never' };
+  if (admin === 'never') return { kind: 'clear', signed: signs(settings, facts), reason: 'policy never' };
   if (facts === undefined) throw new Error(`no DNS facts for ${domain}`);
   const { outlook } = facts;
   const required = admin === 'required' || (admin === 'dns' && outlook.policy === 'enforce');
@@ -75,22 +95,22 @@ export function decideRecipient(domain: string, facts: DomainFacts | undefined, 
     case 'tempfail-downgrade':
       if (outlook.reason.startsWith('the site requires encryption') && admin === 'opportunistic') {
         // The administrator lowered a published `enforce` on purpose; pins still apply (handled above by the outlook).
-        return { kind: 'clear', signed: settings.signCleartext, reason: 'no usable key; policy opportunistic (published enforce overridden)' };
+        return { kind: 'clear', signed: signs(settings, facts), reason: 'no usable key; policy opportunistic (published enforce overridden)' };
       }
       return refuse('tempfail', '7.1', `Encryption to ${shown} is required but not possible now`, outlook.reason);
     case 'tempfail-dns': {
       const action = required || facts.pinned ? (settings.actions.dnsError === 'reject' ? 'reject' : 'tempfail') : settings.actions.dnsError;
-      if (action === 'accept') return { kind: 'clear', signed: settings.signCleartext, reason: `${outlook.reason}; delivered in clear (dnsError accept)` };
+      if (action === 'accept') return { kind: 'clear', signed: signs(settings, facts), reason: `${outlook.reason}; delivered in clear (dnsError accept)` };
       return refuse(action, '4.3', `Key lookup for ${shown} failed`, outlook.reason);
     }
     case 'encrypt':
       if (settings.requireDnssec && !facts.dnssec) {
         if (required) return refuse(settings.actions.noKeyRequired, '7.1', `No DNSSEC-validated key for ${shown}`, 'keys not validated by DNSSEC');
-        return { kind: 'clear', signed: settings.signCleartext, reason: 'keys not validated by DNSSEC (requireDnssec)' };
+        return { kind: 'clear', signed: signs(settings, facts), reason: 'keys not validated by DNSSEC (requireDnssec)' };
       }
       return { kind: 'encrypt', fingerprints: outlook.encryptTo, dnssec: facts.dnssec, reason: outlook.reason };
     case 'sign-only':
       if (required) return refuse(settings.actions.noKeyRequired, '7.1', `Encryption to ${shown} is required and no key was found`, outlook.reason);
-      return { kind: 'clear', signed: settings.signCleartext, reason: outlook.reason };
+      return { kind: 'clear', signed: signs(settings, facts), reason: outlook.reason };
   }
 }

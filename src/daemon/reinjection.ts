@@ -3,10 +3,13 @@
  * (the split strategy). The copy is the finished message — header edits applied, new body — carrying the
  * re-injection marker bound to exactly this copy: its envelope, its Message-ID fields and its body as the milter
  * at the re-injection listener will see it. That milter checks the marker, removes it and lets the copy pass.
+ * The copy keeps the envelope's handling parameters (SMTPUTF8, and the DSN requests ENVID, RET, NOTIFY, ORCPT):
+ * its recipients are owed the same treatment as if the message had not been split.
  */
 import { applyHeaderEdits, type HeaderEdit, type OutputBody } from '../engine/index.ts';
 import type { HeaderField } from '../engine/index.ts';
 import { toCrlf } from '../mime/crlf.ts';
+import { keptParameters } from '../smtp/parameters.ts';
 import { bareAddress, digestBody, messageIdValues } from './copy-identity.ts';
 import { createMarker, MARKER_HEADER } from './reinjection-marker.ts';
 import type { Runtime } from './runtime.ts';
@@ -18,6 +21,10 @@ export interface CopySpec {
   queueId: string;
   sender: string;
   recipients: readonly string[];
+  /** The MAIL FROM parameters the MTA reported, as received. */
+  senderParameters: readonly string[];
+  /** The RCPT TO parameters of each recipient, in the order of {@link recipients}, as received. */
+  recipientParameters: ReadonlyArray<readonly string[]>;
   headers: readonly HeaderField[];
   edits: readonly HeaderEdit[];
   /** The new body, or undefined to keep the original body. */
@@ -55,6 +62,11 @@ export async function submitCopy(runtime: Runtime, copy: CopySpec): Promise<stri
   const sender = bareAddress(copy.sender);
   const settings = runtime.config.mixedRecipients.reinject;
   const { head, body } = await copyMessage(runtime, copy, sender, recipients);
+  const mail = keptParameters('mail', copy.senderParameters);
+  const rcpts = copy.recipients.map((_, i) => keptParameters('rcpt', copy.recipientParameters[i] ?? []));
+  const malformed = [...mail.malformed, ...rcpts.flatMap((r) => r.malformed)];
+  // The MTA checked them already; one it let through that our grammar refuses is left off the copy, and said.
+  if (malformed.length > 0) runtime.log.notice('ESMTP parameters left off the re-injected copy: not RFC 5321 syntax', { queueId: copy.queueId, count: malformed.length });
   const result = await runtime.submit({
     host: settings.host,
     port: settings.port,
@@ -62,6 +74,8 @@ export async function submitCopy(runtime: Runtime, copy: CopySpec): Promise<stri
     timeout: settings.timeout,
     sender,
     recipients,
+    mailParameters: mail.kept,
+    recipientParameters: rcpts.map((r) => r.kept),
     message: concat(head, body()),
   });
   return result.reply;

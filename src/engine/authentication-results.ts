@@ -12,7 +12,7 @@
  *     policy.encrypted=<yes|no>
  */
 import { readAuthenticationResults } from '../mail/authentication-results.ts';
-import type { HeaderField } from '../mime/header-fields.ts';
+import { fieldsNamed, type HeaderField } from '../mime/header-fields.ts';
 import { groupFields, nameKey, syncGroupEdits, type HeaderEdit } from './header-edits.ts';
 import type { Verdict } from './verdict.ts';
 
@@ -74,6 +74,18 @@ export function forgedFieldDeletions(fields: readonly HeaderField[], authservId:
     for (const edit of syncGroupEdits(group.fields, group.name, [])) deletions.push(edit);
   }
   return deletions;
+}
+
+/**
+ * Whether a message carries an `x-muse` result under our authserv-id: on outbound mail, a message this site
+ * decrypted (or verified) on its way in is leaving again, a forward.
+ */
+export function carriesOurResult(fields: readonly HeaderField[], authservId: string): boolean {
+  const own = authservId.toLowerCase();
+  return fieldsNamed(fields, AUTHENTICATION_RESULTS).some((field) => {
+    const claim = readAuthenticationResults(field.value);
+    return claim !== null && claim.authservId === own && claim.methods.includes(AUTH_METHOD);
+  });
 }
 
 /** The new field, inserted at the top where RFC 8601 §4 places trace-like fields. */

@@ -5,6 +5,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { DotStuffer } from './dot-stuffing.ts';
+import { extensionOf, formatEsmtpParameter, type EsmtpParameter } from './parameters.ts';
 
 /** A failure with the SMTP reply that caused it (code 0 when there was no reply: network or timeout). */
 export class SmtpError extends Error {
@@ -25,10 +26,14 @@ export interface Submission {
   heloName: string;
   /** Milliseconds allowed for each reply (the whole DATA transfer counts as one step). */
   timeout: number;
-  /** Envelope sender without angle brackets ('' for the null sender). */
+  /** Envelope sender without angle brackets ('' for the null sender), a binary string (one character per byte). */
   sender: string;
-  /** Envelope recipients without angle brackets. */
+  /** Envelope recipients without angle brackets, binary strings. */
   recipients: readonly string[];
+  /** ESMTP parameters for MAIL FROM (src/smtp/parameters.ts), besides the BODY this client chooses. */
+  mailParameters?: readonly EsmtpParameter[];
+  /** ESMTP parameters for each RCPT TO, in the order of {@link recipients}. */
+  recipientParameters?: ReadonlyArray<readonly EsmtpParameter[]>;
   /** The message bytes (headers and body, CRLF line ends). */
   message: Buffer | AsyncIterable<Buffer>;
 }
@@ -101,10 +106,32 @@ class ReplyReader {
   }
 }
 
+/** Writes bytes; a string is a binary string (one character per byte), so UTF-8 addresses go out as received. */
 function write(socket: Socket, data: Buffer | string): Promise<void> {
   return new Promise((resolve, reject) => {
-    socket.write(data, (error) => (error ? reject(error) : resolve()));
+    socket.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data, (error) => (error ? reject(error) : resolve()));
   });
+}
+
+/** The EHLO keywords a server announced (upper case). */
+function announcedExtensions(ehlo: string): Set<string> {
+  const keywords = new Set<string>();
+  for (const line of ehlo.split('\n').slice(1)) keywords.add((line.slice(4).split(' ')[0] ?? '').toUpperCase());
+  return keywords;
+}
+
+/**
+ * The parameters written after an address. A parameter whose extension the server did not announce fails the
+ * submission: sending the copy without it would change what the sender asked for (a DSN, UTF-8 addresses).
+ */
+function parameterText(stage: string, command: 'mail' | 'rcpt', parameters: readonly EsmtpParameter[], announced: ReadonlySet<string>): string {
+  let text = '';
+  for (const parameter of parameters) {
+    const extension = extensionOf(command, parameter);
+    if (!announced.has(extension)) throw new SmtpError(stage, 0, `${stage}: the server does not announce ${extension}, needed for ${parameter.keyword}`);
+    text += ` ${formatEsmtpParameter(parameter)}`;
+  }
+  return text;
 }
 
 /**
@@ -138,11 +165,14 @@ export async function submitMessage(submission: Submission): Promise<SubmissionR
     await expect('greeting', (c) => c === 220);
     await write(socket, `EHLO ${submission.heloName}\r\n`);
     const ehlo = await expect('EHLO', (c) => c === 250);
-    const eightBit = /^250[- ]8BITMIME\b/im.test(ehlo);
-    await write(socket, `MAIL FROM:<${submission.sender}>${eightBit ? ' BODY=8BITMIME' : ''}\r\n`);
+    const announced = announcedExtensions(ehlo);
+    const eightBit = announced.has('8BITMIME');
+    const mailParameters = parameterText('MAIL FROM', 'mail', submission.mailParameters ?? [], announced);
+    await write(socket, `MAIL FROM:<${submission.sender}>${eightBit ? ' BODY=8BITMIME' : ''}${mailParameters}\r\n`);
     await expect('MAIL FROM', (c) => c === 250);
-    for (const recipient of submission.recipients) {
-      await write(socket, `RCPT TO:<${recipient}>\r\n`);
+    for (const [index, recipient] of submission.recipients.entries()) {
+      const rcptParameters = parameterText(`RCPT TO ${recipient}`, 'rcpt', submission.recipientParameters?.[index] ?? [], announced);
+      await write(socket, `RCPT TO:<${recipient}>${rcptParameters}\r\n`);
       await expect(`RCPT TO ${recipient}`, (c) => c === 250 || c === 251);
     }
     await write(socket, 'DATA\r\n');

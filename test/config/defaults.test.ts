@@ -50,7 +50,7 @@ const MINIMAL: Config = {
     testing: false,
     headerProtection: true,
     subjectPlaceholder: '...',
-    signCleartext: true,
+    signCleartext: 'muse-sites',
     unwrapSigned: false,
   },
   inbound: { authservId: 'example.org', alignment: 'strict' },

@@ -116,6 +116,29 @@ describe('inbound', () => {
     });
   });
 
+  it('renames the sending site\'s DKIM signatures once the decrypted message is delivered; keeps them on a failed one', async () => {
+    const sent = await fromSiteA(ours);
+    const dkim = [
+      { name: 'DKIM-Signature', value: ' v=1; a=rsa-sha256; d=a.test; s=one; bh=AAAA; b=BBBB' },
+      { name: 'DKIM-Signature', value: ' v=1; a=ed25519-sha256; d=a.test; s=two; bh=CCCC; b=DDDD' },
+    ];
+    const outcome = await sendOne(daemon.address, inbound([...dkim, ...sent.headers], sent.body, 'Q-DKIM'), REMOTE_CLIENT);
+    assert.deepEqual(outcome.eom?.verdict, CONTINUE);
+    const delivered = outcome.delivered?.headers ?? [];
+    assert.deepEqual(delivered.filter((h) => /dkim-signature$/i.test(h.name)), [
+      { name: 'Muse-Original-DKIM-Signature', value: dkim[0]?.value },
+      { name: 'Muse-Original-DKIM-Signature', value: dkim[1]?.value },
+    ]);
+    assert.ok(outcome.delivered?.body.equals(BODY), 'decrypted');
+
+    // Tampered: delivered as received, so the signature still covers what it signed.
+    const text = sent.body.toString('latin1');
+    const at = text.indexOf('-----BEGIN PGP MESSAGE-----') + 200;
+    const garbled = Buffer.from(text.slice(0, at) + (text[at] === 'A' ? 'B' : 'A') + text.slice(at + 1), 'latin1');
+    const failed = await sendOne(daemon.address, inbound([...dkim, ...sent.headers], garbled, 'Q-DKIM-FAIL'), REMOTE_CLIENT);
+    assert.deepEqual((failed.delivered?.headers ?? []).filter((h) => /dkim-signature$/i.test(h.name)), dkim);
+  });
+
   it('never passes tampered ciphertext, and never drops it: the body stays, x-muse=fail is added', async () => {
     const sent = await fromSiteA(ours);
     const text = sent.body.toString('latin1');

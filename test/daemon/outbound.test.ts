@@ -78,6 +78,7 @@ before(async () => {
   zone.publish('v.test', [bob.bytes], { ad: true });
   zone.publish('e.test', [(await signOnlyKey()).bytes], { policy: 'enforce', maxAge: 3600, types: ['TXT'] });
   zone.publish('o.test', [(await signOnlyKey()).bytes], { policy: 'enforce', maxAge: 3600, types: ['TXT'] });
+  zone.publish('m.test', [(await signOnlyKey()).bytes], { policy: 'opportunistic', types: ['TXT'] });
 });
 after(async () => {
   await Promise.all(daemons.map((d) => d.stop()));
@@ -436,7 +437,7 @@ describe('outbound: testing mode', () => {
   });
 });
 
-describe('outbound: signCleartext false', () => {
+describe('outbound: signCleartext false (the old boolean form, read as never)', () => {
   it('passes mail to a domain without a key unchanged', async () => {
     const daemon = await muse({ policy: { signCleartext: false } });
     const outcome = await sendOne(daemon.address, message(['<carol@c.test>'], 'Q-PLAIN'));
@@ -454,11 +455,40 @@ describe('outbound: signCleartext false', () => {
   });
 });
 
+describe('outbound: signCleartext muse-sites (the default)', () => {
+  it('passes mail to a domain that publishes no MUSE record unchanged, and still signs for one that does', async () => {
+    const daemon = await muse({ policy: { signCleartext: 'muse-sites' } });
+    const outcome = await sendOne(daemon.address, message(['<carol@c.test>'], 'Q-MUSESITES'));
+    assert.deepEqual(outcome.eom, { modifications: [], verdict: CONTINUE, progress: 0 });
+    assert.equal(summaryFields(daemon.summaries().find((l) => l.queueId === 'Q-MUSESITES'))?.['action'], 'clear');
+    // m.test publishes a record whose key cannot encrypt: a MUSE site, so its clear text is signed.
+    const signed = await sendOne(daemon.address, message(['<dave@m.test>'], 'Q-MUSESITES2'));
+    assert.deepEqual(signed.eom?.verdict, CONTINUE);
+    assert.deepEqual(summaryFields(daemon.summaries().find((l) => l.queueId === 'Q-MUSESITES2'))?.['reason'], 'clear+signed:m.test');
+    const contentType = (signed.eom?.modifications ?? []).find((m) => m.kind === 'changeHeader' && m.name === 'Content-Type');
+    assert.match(contentType?.kind === 'changeHeader' ? contentType.value : '', /^ multipart\/signed;/);
+  });
+});
+
+describe('outbound: a message this site decrypted leaving again (a forward)', () => {
+  it('warns when it leaves in clear, with the domains; not when it leaves encrypted, nor for mail without our result', async () => {
+    const daemon = await muse({ policy: { signCleartext: 'muse-sites' } });
+    const ours = { name: 'Authentication-Results', value: ' site.test;\r\n\tx-muse=pass reason="signature-verified" header.from=a.test' };
+    const theirs = { name: 'Authentication-Results', value: ' other.test; x-muse=pass' };
+    await sendOne(daemon.address, message(['<carol@c.test>'], 'Q-FWD-CLEAR', { headers: [ours, ...HEADERS] }));
+    await sendOne(daemon.address, message(['<bob@b.test>'], 'Q-FWD-ENC', { headers: [ours, ...HEADERS] }));
+    await sendOne(daemon.address, message(['<carol@c.test>'], 'Q-FWD-OTHER', { headers: [theirs, ...HEADERS] }));
+    const warnings = daemon.lines.filter((l) => l.message === 'a message this site decrypted leaves again in clear (a forward)');
+    assert.deepEqual(warnings.map((l) => [l.level, l.queueId, l.domains]), [['warning', 'Q-FWD-CLEAR', ['c.test']]]);
+    assert.equal(summaryFields(daemon.summaries().find((l) => l.queueId === 'Q-FWD-ENC'))?.['action'], 'encrypted');
+  });
+});
+
 describe('summary lines', () => {
   it('wrote exactly one summary line per message of this file, with the documented fields in order', () => {
     const lines = daemons.flatMap((d) => d.summaries());
     const sent = ['Q-ENC', 'Q-SIGN', 'Q-NEVER', 'Q-LOCAL', 'Q-PRE', 'Q-REQ1', 'Q-REQ2', 'Q-REQ3', 'Q-ENF', 'Q-LOW', 'Q-PIN1', 'Q-PIN2', 'Q-SUS1', 'Q-SUS2'];
-    sent.push('Q-REJ', 'Q-NOAD', 'Q-AD', 'Q-NOADREQ', 'Q-TEST1', 'Q-TEST2', 'Q-TEST3', 'Q-PLAIN');
+    sent.push('Q-REJ', 'Q-NOAD', 'Q-AD', 'Q-NOADREQ', 'Q-TEST1', 'Q-TEST2', 'Q-TEST3', 'Q-PLAIN', 'Q-MUSESITES', 'Q-MUSESITES2', 'Q-FWD-CLEAR', 'Q-FWD-ENC', 'Q-FWD-OTHER');
     assert.deepEqual(lines.map((l) => l.queueId).sort(), sent.sort());
     for (const line of lines) {
       const keys = Object.keys(line).filter((k) => k !== 'dnssec');

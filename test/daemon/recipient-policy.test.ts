@@ -9,7 +9,7 @@ function settings(overrides: Partial<RecipientPolicySettings> & { admin?: AdminP
     policyFor: () => overrides.admin ?? 'dns',
     isLocal: (d) => d === 'local.test',
     requireDnssec: false,
-    signCleartext: true,
+    signCleartext: 'always',
     actions: { dnsError: 'tempfail', noKeyRequired: 'tempfail' },
     ...overrides,
   };
@@ -27,15 +27,25 @@ const enforceNoKey: DomainOutlook = {
 const downgrade: DomainOutlook = { action: 'tempfail-downgrade', encryptTo: [], policy: 'enforce', reason: 'downgrade: records removed while pinned' };
 const dnsFail: DomainOutlook = { action: 'tempfail-dns', encryptTo: [], policy: 'opportunistic', reason: 'DNS lookup failed: timeout' };
 
-const facts = (outlook: DomainOutlook, dnssec = true, pinned = false): DomainFacts => ({ outlook, dnssec, pinned });
+const facts = (outlook: DomainOutlook, dnssec = true, pinned = false, published = true): DomainFacts => ({ outlook, dnssec, pinned, published });
 
 describe('decideRecipient', () => {
+  test('signCleartext muse-sites signs clear text only for domains that publish a record or are pinned', () => {
+    const museSites = settings({ signCleartext: 'muse-sites' });
+    assert.deepEqual(decideRecipient('c.test', facts(signOnly, true, false, true), museSites), { kind: 'clear', signed: true, reason: 'no usable site key published' });
+    assert.deepEqual(decideRecipient('c.test', facts(signOnly, true, false, false), museSites), { kind: 'clear', signed: false, reason: 'no usable site key published' });
+    assert.deepEqual(decideRecipient('c.test', facts(signOnly, false, true, false), museSites), { kind: 'clear', signed: true, reason: 'no usable site key published' });
+    // The administrator's never skips the lookup: nothing says the domain is a MUSE site.
+    assert.deepEqual(decideRecipient('c.test', undefined, settings({ admin: 'never', signCleartext: 'muse-sites' })), { kind: 'clear', signed: false, reason: 'policy never' });
+    assert.deepEqual(decideRecipient('c.test', facts(signOnly, true, false, false), settings({ signCleartext: 'always' })), { kind: 'clear', signed: true, reason: 'no usable site key published' });
+    assert.deepEqual(decideRecipient('c.test', facts(signOnly, true, true, true), settings({ signCleartext: 'never' })), { kind: 'clear', signed: false, reason: 'no usable site key published' });
+  });
   test('local domains are never encrypted, whatever DNS says', () => {
     assert.deepEqual(decideRecipient('local.test', facts(encrypt), settings()), { kind: 'local', reason: 'local domain' });
   });
   test('never: clear text, signed as configured, even when pinned', () => {
     assert.deepEqual(decideRecipient('b.test', facts(downgrade, true, true), settings({ admin: 'never' })), { kind: 'clear', signed: true, reason: 'policy never' });
-    assert.deepEqual(decideRecipient('b.test', undefined, settings({ admin: 'never', signCleartext: false })), { kind: 'clear', signed: false, reason: 'policy never' });
+    assert.deepEqual(decideRecipient('b.test', undefined, settings({ admin: 'never', signCleartext: 'never' })), { kind: 'clear', signed: false, reason: 'policy never' });
   });
   test('keys mean encryption', () => {
     assert.deepEqual(decideRecipient('b.test', facts(encrypt), settings()), { kind: 'encrypt', fingerprints: ['AAAA', 'BBBB'], dnssec: true, reason: '2 usable key(s)' });

@@ -23,6 +23,8 @@ export interface SinkMessage {
   readonly mailParams: string;
   /** Forward paths without angle brackets, in RCPT order (only the accepted ones). */
   readonly rcptTo: readonly string[];
+  /** Everything after each forward path on its RCPT command (`NOTIFY=SUCCESS ORCPT=rfc822;x@y`), trimmed. */
+  readonly rcptParams: readonly string[];
   /** The message content exactly, after un-dot-stuffing, including its final CRLF. */
   readonly data: Buffer;
 }
@@ -37,6 +39,8 @@ export interface SmtpSinkOptions {
   readonly hostname?: string;
   /** If set, each accepted message is also written there as `N.eml` (bytes) and `N.json` (envelope). */
   readonly storeDir?: string;
+  /** Also announce DSN (RFC 3461), so the client passes NOTIFY, ORCPT, ENVID and RET on; default false. */
+  readonly dsn?: boolean;
 }
 
 /** A scripted refusal: `reply` is sent instead of the normal one, `remaining` more times. */
@@ -51,6 +55,7 @@ interface Session {
   mailFrom: string | undefined;
   mailParams: string;
   rcptTo: string[];
+  rcptParams: string[];
   /** Un-stuffed content lines while in DATA, else undefined. */
   data: Buffer[] | undefined;
 }
@@ -100,6 +105,7 @@ export class SmtpSink {
     readonly port: number,
     private readonly hostname: string,
     private readonly storeDir: string | undefined,
+    private readonly dsn: boolean,
   ) {
     this.nextIndex = storeDir === undefined ? 1 : lastStoredIndex(storeDir) + 1;
     server.on('connection', (socket) => this.serve(socket));
@@ -121,7 +127,7 @@ export class SmtpSink {
     if (address === null || typeof address === 'string') {
       throw new HarnessError('START_FAILED', 'SMTP sink has no TCP address');
     }
-    return new SmtpSink(server, host, address.port, options.hostname ?? 'sink.test', options.storeDir);
+    return new SmtpSink(server, host, address.port, options.hostname ?? 'sink.test', options.storeDir, options.dsn ?? false);
   }
 
   /** Messages accepted so far by this sink (not counting files stored by an earlier one), in order. */
@@ -176,7 +182,7 @@ export class SmtpSink {
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => undefined); // A peer reset is not a test failure here.
-    const session: Session = { ehlo: '', mailFrom: undefined, mailParams: '', rcptTo: [], data: undefined };
+    const session: Session = { ehlo: '', mailFrom: undefined, mailParams: '', rcptTo: [], rcptParams: [], data: undefined };
     const reply = (text: string): void => {
       if (!socket.destroyed) socket.write(`${text}\r\n`);
     };
@@ -197,12 +203,13 @@ export class SmtpSink {
       session.mailFrom = undefined;
       session.mailParams = '';
       session.rcptTo = [];
+      session.rcptParams = [];
     };
     switch (verb) {
       case 'EHLO':
         resetTransaction();
         session.ehlo = line.slice(5).trim();
-        reply(`250-${this.hostname}\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8`);
+        reply(`250-${this.hostname}\r\n250-PIPELINING\r\n250-8BITMIME\r\n${this.dsn ? '250-DSN\r\n' : ''}250 SMTPUTF8`);
         return;
       case 'HELO':
         resetTransaction();
@@ -225,6 +232,7 @@ export class SmtpSink {
         const refusal = useFault(this.rcptFaults.get(address.toLowerCase()));
         if (refusal !== undefined) return reply(refusal);
         session.rcptTo.push(address);
+        session.rcptParams.push((match[3] ?? '').trim());
         return reply('250 2.1.5 Ok');
       }
       case 'DATA':
@@ -261,10 +269,12 @@ export class SmtpSink {
       mailFrom: session.mailFrom ?? '',
       mailParams: session.mailParams,
       rcptTo: session.rcptTo,
+      rcptParams: session.rcptParams,
     };
     session.mailFrom = undefined;
     session.mailParams = '';
     session.rcptTo = [];
+    session.rcptParams = [];
     const data = Buffer.concat(content);
     const refusal = useFault(this.dataFault);
     if (refusal !== undefined) {

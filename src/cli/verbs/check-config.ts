@@ -2,10 +2,10 @@
  * `muse-milter check-config`: validates a configuration file and the files it names (site keys with
  * their permissions), the way `postfix check` does, without starting anything.
  */
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseMilterAddress } from '../../../milter/src/index.ts';
-import { loadConfig, type Config } from '../../config/index.ts';
+import { configNotices, loadConfig, type Config } from '../../config/index.ts';
 import { checkAccessAs, describeAccessProblems, pathsNeededAfterDrop, resolveRunAccount } from '../../daemon/account-access.ts';
 import { loadSiteKeys } from '../../daemon/key-files.ts';
 import { chooseSocketGroup, socketPathProblems } from '../../daemon/socket-group.ts';
@@ -24,8 +24,9 @@ export const checkConfigVerb: Verb = {
     'readable by group or others is refused). Run as root with user set, it also checks, as that account, every ' +
     'file the daemon reads or writes after switching to it (configuration, keys, marker secret, spool, ledger, ' +
     "pins), and prints the command that fixes each problem. Warns, without failing, when the milter listens on TCP " +
-    "(every local user could connect) and when the unix socket's group cannot reach it through its directories.\n" +
-    'Exit status: 0 valid (warnings included), 1 problems found, 2 usage error.',
+    "(every local user could connect) and when the unix socket's group cannot reach it through its directories. " +
+    'Settings written in an outdated form still load; each gets a notice on standard error saying what it is read ' +
+    'as and how to write it now.\nExit status: 0 valid (warnings and notices included), 1 problems found, 2 usage error.',
   async run(args, io) {
     const path = args.values.config;
     if (typeof path !== 'string') {
@@ -34,6 +35,8 @@ export const checkConfigVerb: Verb = {
     }
     const config = await loadConfig(path);
     const keys = await loadSiteKeys(config.site);
+    // Loaded already, so readable: the notices look at the same text the schema accepted.
+    for (const notice of configNotices(await readFile(path, 'utf8'), path)) io.stderr(`${notice}\n`);
     const account = process.geteuid?.() === 0 ? await resolveRunAccount(config) : undefined;
     if (account !== undefined) {
       const problems = await checkAccessAs(account, pathsNeededAfterDrop(config, path));

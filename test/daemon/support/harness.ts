@@ -60,7 +60,8 @@ function isPlainObject(value: unknown): value is Settings {
 
 /**
  * The settings every daemon test starts from: the milter on an ephemeral loopback port, DNS at the test zone with
- * one try per query and no TTL floor, the re-injection endpoint at `reinjectPort`, JSON log lines, no metrics.
+ * one try per query and no TTL floor, the re-injection endpoint at `reinjectPort`, JSON log lines, no metrics, and
+ * every clear-text message signed (`policy.signCleartext: always`; the tests of the default set it back).
  */
 export function baseSettings(dataDir: string, site: TestSite, dnsServer: string, reinjectPort: number): Settings {
   return {
@@ -72,6 +73,7 @@ export function baseSettings(dataDir: string, site: TestSite, dnsServer: string,
     mixedRecipients: { reinject: { host: '127.0.0.1', port: reinjectPort, timeout: '5s' } },
     logging: { format: 'json', target: 'stdout', level: 'info' },
     metrics: { enabled: false },
+    policy: { signCleartext: 'always' },
   };
 }
 

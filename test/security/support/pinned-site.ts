@@ -77,7 +77,7 @@ export async function startResolverSender(server: string): Promise<ResolverSende
         policyFor: () => 'dns',
         isLocal: () => false,
         requireDnssec: false,
-        signCleartext: true,
+        signCleartext: 'always',
         actions: { dnsError: 'tempfail', noKeyRequired: 'tempfail' },
       });
     },
