@@ -3,8 +3,6 @@
  * offline keyring (test/support/gpg.ts) holding the receiving site's private key and the sending site's
  * public key, as a receiving site running GnuPG would.
  */
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { createGpgHome, type GpgHome } from '../support/gpg.ts';
 
 /** What gpg said about one message. */
@@ -46,16 +44,6 @@ export class GpgKeyring {
   async decrypt(armored: Uint8Array): Promise<GpgVerdict> {
     const result = await this.home.run(['--decrypt'], armored);
     return { code: result.code, status: result.status, plaintext: result.stdout, signer: validSigner(result.status), stderr: result.stderr };
-  }
-
-  /** `gpg --verify SIGNATURE SIGNED`: a detached signature over exactly `signed`. */
-  async verifyDetached(signed: Uint8Array, signature: Uint8Array): Promise<GpgVerdict> {
-    const signedPath = join(this.home.dir, 'signed.part');
-    const signaturePath = join(this.home.dir, 'signature.asc');
-    await writeFile(signedPath, signed);
-    await writeFile(signaturePath, signature);
-    const result = await this.home.run(['--verify', signaturePath, signedPath]);
-    return { code: result.code, status: result.status, plaintext: Buffer.alloc(0), signer: validSigner(result.status), stderr: result.stderr };
   }
 
   /** Stops the home's agent and deletes it. */

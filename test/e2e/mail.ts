@@ -148,26 +148,3 @@ export function armoredBlock(data: Buffer, kind: 'MESSAGE' | 'SIGNATURE'): Buffe
   if (begin < 0 || end < 0) throw new Error(`no armored PGP ${kind} block`);
   return data.subarray(begin, end + endMarker.length);
 }
-
-/** The boundary parameter of a Content-Type value. */
-export function boundaryOf(contentType: string): string {
-  const match = /;\s*boundary="?([^";]+)"?/i.exec(contentType);
-  if (match?.[1] === undefined) throw new Error(`no boundary in ${contentType}`);
-  return match[1];
-}
-
-/**
- * The two parts of a multipart/signed body (RFC 1847), byte-exact: the signed part without the CRLF that
- * belongs to the delimiter after it, and the signature part's content.
- */
-export function signedParts(body: Buffer, boundary: string): { signed: Buffer; signature: Buffer } {
-  const delimiter = Buffer.from(`--${boundary}\r\n`);
-  const first = body.indexOf(delimiter);
-  const second = body.indexOf(Buffer.from(`\r\n--${boundary}\r\n`), first);
-  const close = body.indexOf(Buffer.from(`\r\n--${boundary}--`), second);
-  if (first < 0 || second < 0 || close < 0) throw new Error('not a two-part multipart body');
-  return {
-    signed: body.subarray(first + delimiter.length, second),
-    signature: body.subarray(second + delimiter.length + 2, close),
-  };
-}

@@ -1,6 +1,6 @@
 /**
  * End to end, re-injection: a message from site A to a recipient at B (encrypted) and one at a domain without a
- * key (signed clear text) goes through real Postfix configured from examples/. The clear-text copy the milter
+ * key (clear text) goes through real Postfix configured from examples/. The clear-text copy the milter
  * splits off passes Postfix A's re-injection smtpd (examples/postfix/master.cf, REINJECT), whose milter checks its
  * marker and removes it: the copy reaches the world without X-Muse-Reinjected, exactly once, also when the
  * client sends the same message a second time. Fails, never skips, when a program cannot start.
@@ -85,7 +85,7 @@ describe('e2e re-injection of split copies through Postfix', () => {
     // Milter A saw the copy exactly once more, on the re-injection listener, and let it through.
     const split = linesOfA('split').filter((line) => line['queueId'] === first);
     assert.equal(split.length, 1);
-    assert.match(String(split[0]?.['reason']), /^encrypted:site-b\.test clear\+signed:keyless\.test; copy 250 2\.0\.0 Ok: queued as [0-9A-F]+$/);
+    assert.match(String(split[0]?.['reason']), /^encrypted:site-b\.test clear:keyless\.test; copy 250 2\.0\.0 Ok: queued as [0-9A-F]+$/);
     const copyQueueId = queueIdOf(String(split[0]?.['reason']));
     assert.deepEqual(
       topology.siteA.milter.messageLines().filter((line) => line['queueId'] === copyQueueId).map((line) => [line['direction'], line['action'], line['reason']]),
@@ -101,7 +101,7 @@ describe('e2e re-injection of split copies through Postfix', () => {
     oneCopy(worldBefore, message);
     const retried = linesOfA('split').filter((line) => line['queueId'] === second);
     assert.equal(retried.length, 1);
-    assert.equal(retried[0]?.['reason'], `encrypted:site-b.test clear+signed:keyless.test; copy already queued by ${first}: 250 2.0.0 Ok: queued as ${copyQueueId}`);
+    assert.equal(retried[0]?.['reason'], `encrypted:site-b.test clear:keyless.test; copy already queued by ${first}: 250 2.0.0 Ok: queued as ${copyQueueId}`);
     assert.equal(linesOfA('reinjected').filter((line) => line['reason'] === `copy of ${second}`).length, 0);
   });
 
