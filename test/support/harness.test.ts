@@ -104,9 +104,10 @@ describe('SMTP sink and client', { timeout: 60_000 }, () => {
         mailFrom: 'a@x.test',
         mailParams: 'BODY=8BITMIME',
         rcptTo: ['b@y.test', 'C@Y.test'],
+        rcptParams: ['', ''],
         data: first,
       },
-      { index: 2, ehlo: 'pipeliner.test', mailFrom: '', mailParams: '', rcptTo: ['d@y.test'], data: second },
+      { index: 2, ehlo: 'pipeliner.test', mailFrom: '', mailParams: '', rcptTo: ['d@y.test'], rcptParams: [''], data: second },
     ]);
   });
 
@@ -167,6 +168,7 @@ describe('SMTP sink and client', { timeout: 60_000 }, () => {
       mailFrom: 'a@x.test',
       mailParams: '',
       rcptTo: ['b@y.test'],
+      rcptParams: [''],
     });
   });
 });
