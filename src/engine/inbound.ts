@@ -220,8 +220,16 @@ async function openClearSigned(ctx: Context, signedPart: Buffer, armoredSignatur
   const verdict = judgement.verdict;
   if (!authenticated(verdict)) return annotate(ctx, 'signed', verdict);
   if (ctx.unwrapSigned) return opened(ctx, 'signed', verdict, entity);
-  // The body stays multipart/signed; the header shown with it is the signed one all the same.
-  return { kind: 'annotated', layer: 'signed', verdict, headerEdits: [...ctx.forged, ...signedHeaderEdits(ctx.headers, entity.fields), authenticationResultsInsert(ctx.authservId, verdict)] };
+  // The body stays multipart/signed; the header shown with it is the signed one all the same. Its Content-* fields
+  // are nobody's statement: only the Content-Type it was judged under stays, so no reader takes another boundary or
+  // decodes the body with a transfer encoding added on the way.
+  const judgedUnder = contentFieldEdits(ctx.headers, ctx.headers.filter((f) => sameHeaderName(f.name, 'Content-Type')).slice(0, 1));
+  return {
+    kind: 'annotated',
+    layer: 'signed',
+    verdict,
+    headerEdits: [...ctx.forged, ...judgedUnder, ...signedHeaderEdits(ctx.headers, entity.fields), authenticationResultsInsert(ctx.authservId, verdict)],
+  };
 }
 
 async function openEncrypted(ctx: Context, armored: Buffer): Promise<InboundResult> {
