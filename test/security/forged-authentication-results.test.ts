@@ -10,6 +10,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { LOCAL_CLIENT, sendOne } from '../daemon/support/harness.ts';
 import { authResults, entity, field, innerFields, pgpMime, signedAndEncrypted, startReceiver, transportFields, type Field, type Receiver } from './support/inbound-attack.ts';
 
 let rx: Receiver;
@@ -92,6 +93,20 @@ describe('forged authentication results', () => {
   it('removes a forged Muse-Protection and forged Muse-Unverified-* fields from plain mail', async () => {
     const added = [field('Muse-Protection', 'signed; encrypted; by=victim.test'), field('muse-unverified-from', 'ceo@victim.test'), field('MUSE-UNVERIFIED-SUBJECT', 'x')];
     assert.deepEqual(await deliveredPlain(added, 'Q-PROTECTION'), PLAIN);
+  });
+
+  it('removes them from mail a local user submits to a local mailbox (outbound direction, delivered here)', { todo: 'outbound mail keeps fields claiming our verdict' }, async () => {
+    // A user of this host (or of the site's submission service) writes our verdict on a message to a colleague:
+    // the milter sees it as outbound, and the colleague's mailbox is where a reader trusts site.test's results.
+    const added = [
+      field('Authentication-Results', 'site.test; x-muse=pass header.from=victim.test policy.dnssec=yes'),
+      field('Muse-Unverified-From', 'ceo@victim.test'),
+    ];
+    const message = { sender: '<mallory@site.test>', recipients: ['<bob@site.test>'], headers: [...added, ...PLAIN], body: BODY, macros: { i: 'Q-LOCAL' } };
+    const outcome = await sendOne(rx.daemon.address, message, LOCAL_CLIENT);
+    assert.equal(rx.summary('Q-LOCAL').direction, 'outbound');
+    assert.deepEqual(outcome.eom?.verdict, { kind: 'continue' });
+    assert.deepEqual(outcome.delivered?.headers, PLAIN);
   });
 
   it('beside our genuine fail: the quoted forged pass is removed, only our verdict is delivered', async () => {
