@@ -6,8 +6,9 @@
  * body. The verdict is judged on the first two parts under the first Content-Type, and by default the message is
  * delivered as it came, so without care `x-muse=pass` would stand beside content nobody signed.
  * Outcomes: a container with other than two parts is not a site signature we can report (RFC 3156 §5 allows
- * exactly two): no verdict, left as it came; under `pass` the delivered Content-* fields are exactly the one
- * Content-Type the verdict was judged under.
+ * exactly two): no verdict, left as it came; under `pass` the delivered Content-* fields are exactly one
+ * Content-Type, written anew from the boundary and micalg the verdict was judged under (so a repeated parameter or
+ * RFC 2231 continuations, which parsers resolve differently, cannot point a reader at another boundary).
  * Ports: ephemeral only.
  */
 import { after, before, describe, it } from 'node:test';
@@ -84,6 +85,30 @@ describe('signed container smuggling', () => {
     assert.deepEqual(outcome.delivered?.headers, passHeader([sent.contentType]));
     assert.ok(outcome.delivered?.body.equals(body));
   });
+
+  for (const [what, params] of [
+    ['a repeated boundary parameter', 'boundary="evil"; boundary="sig-b"'],
+    ['RFC 2231 continuations beside a plain boundary', 'boundary*0="sig"; boundary*1="-b"; boundary="evil"'],
+  ] as const) {
+    it(`${what}, read differently by other parsers: pass, delivered under the Content-Type written anew`, async () => {
+      const sent = await fromVictim();
+      const micalg = /micalg=([^;]+);/.exec(sent.contentType.value)?.[1] as string;
+      const body = Buffer.concat([Buffer.from('--evil\r\nContent-Type: text/plain\r\n\r\nNew bank details: IBAN XX00 ATTACKER.\r\n--evil--\r\n', 'latin1'), sent.body]);
+      const rewritten = field('Content-Type', `multipart/signed; micalg=${micalg}; protocol="application/pgp-signature"; ${params}`);
+      const headers = sent.headers.map((h) => (h.name === 'Content-Type' ? rewritten : h));
+      const queueId = `Q-SC-PARAMS-${params.length}`;
+      const outcome = await rx.send({ headers, body }, queueId);
+      if (params.startsWith('boundary="evil"')) {
+        // We split on the first boundary, as other parsers do: no two parts there, so no site signature to report.
+        assert.deepEqual(outcome.delivered?.headers, headers);
+        assert.equal(rx.summary(queueId).reason, 'not-site-signed');
+        return;
+      }
+      // Written anew as our outbound writes it, folded with LF as the milter carries values.
+      assert.deepEqual(outcome.delivered?.headers, passHeader([{ name: 'Content-Type', value: sent.contentType.value.replaceAll('\r\n', '\n') }]));
+      assert.ok(outcome.delivered?.body.equals(body));
+    });
+  }
 
   it('a Content-Transfer-Encoding added to the multipart: pass, removed', async () => {
     const sent = await fromVictim();
