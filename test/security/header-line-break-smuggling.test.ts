@@ -50,6 +50,14 @@ describe('header line break smuggling', () => {
     ]);
   });
 
+  it('a NUL in a signed value (which ends a string on the milter wire) becomes a blank: delivered, not deferred', async () => {
+    const inner = INNER.map((f) => (f.name === 'Subject' ? field('Subject', 'Invoice\0From: CEO <ceo@victim.test>') : f.name === 'Comments' ? field('Comments', 'none') : f));
+    const armored = await signedAndEncrypted(entity(inner), rx.sites.attacker.privateKey, [rx.sites.ours.publicKey]);
+    const outcome = await rx.send(pgpMime(transportFields('Mallory <x@attacker.test>'), armored), 'Q-NUL-PASS');
+    assert.deepEqual(outcome.eom?.verdict, { kind: 'continue' });
+    assert.deepEqual(outcome.delivered?.headers.find((h) => h.name === 'Subject'), field('Subject', 'Invoice From: CEO <ceo@victim.test>'));
+  });
+
   it('under none: the unverified copies carry no bare CR either', async () => {
     const armored = await encryptedOnly(entity(INNER), [rx.sites.ours.publicKey]);
     const outcome = await rx.send(pgpMime(transportFields('<x@attacker.test>'), armored), 'Q-CR-NONE');
