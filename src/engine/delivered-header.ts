@@ -33,11 +33,12 @@ export function isUserFacing(name: string): boolean {
 /**
  * A value from inside as it may be written into the delivered header. Inside, lines end at LF, so a CR not followed
  * by LF is a byte of the value; many readers end a line there too, and would read what follows as a field of its
- * own (a second From, an Authentication-Results under our authserv-id). It becomes a blank. Folding (CRLF or LF,
- * then a blank) is kept.
+ * own (a second From, an Authentication-Results under our authserv-id). A NUL ends a string on the milter wire, so
+ * the MTA could not be given the value at all and the message would wait for ever. Both become a blank. Folding
+ * (CRLF or LF, then a blank) is kept.
  */
 function deliverable(value: string): string {
-  return value.replace(/\r(?!\n)/g, ' ');
+  return value.replace(/\r(?!\n)|\0/g, ' ');
 }
 
 /** The values of one group of fields; a Content-Type loses its trailing `hp` parameter. */

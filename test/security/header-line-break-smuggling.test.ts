@@ -5,7 +5,9 @@
  * From field, or an `Authentication-Results` under our authserv-id that we never wrote and never removed (fields
  * from inside are not on the header we clean). The values we copy from inside are the only header bytes the MTA
  * never saw, so no bare CR may reach it in them: it becomes a blank. Under `pass` (attacker.test signing its own
- * message) and under `none` (an unsigned payload, whose fields travel as `Muse-Unverified-*`) alike.
+ * message) and under `none` (an unsigned payload, whose fields travel as `Muse-Unverified-*`) alike. A NUL, which
+ * ends a string on the milter wire (the library refuses it, and the message would be deferred for ever), becomes a
+ * blank as well.
  * Ports: ephemeral only.
  */
 import { after, before, describe, it } from 'node:test';
