@@ -76,7 +76,7 @@ export function forgedFieldDeletions(fields: readonly HeaderField[], authservId:
   for (let i = existing.length; i >= 1; i--) {
     if (claimsOurResult((existing[i - 1] as HeaderField).value, own)) deletions.push({ op: 'change', name: AUTHENTICATION_RESULTS, index: i, value: '' });
   }
-  const protection = options.protection ?? true ? nameKey(PROTECTION_FIELD_NAME) : null;
+  const protection = (options.protection ?? true) ? nameKey(PROTECTION_FIELD_NAME) : null;
   const unverified = nameKey(UNVERIFIED_PREFIX);
   for (const [key, group] of groups) {
     if (key !== protection && !key.startsWith(unverified)) continue;
