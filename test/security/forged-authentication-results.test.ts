@@ -5,7 +5,8 @@
  * anywhere (nested, holding `;`), other letter case, a method version, folding; a field that cannot be read is
  * removed too (a lenient reader might still find our method in it). Results of other methods under our id
  * (OpenDKIM earlier in the milter chain) and results under other ids stay. A forged Muse-Protection (the sender's
- * own claim of protection) is removed as well.
+ * own claim of protection) is removed as well. Mail a local user sends (outbound) loses our results and
+ * Muse-Unverified-* fields too, whether it is delivered to a local mailbox or leaves encrypted.
  * Ports: ephemeral only.
  */
 import { after, before, describe, it } from 'node:test';
@@ -107,6 +108,22 @@ describe('forged authentication results', () => {
     assert.equal(rx.summary('Q-LOCAL').direction, 'outbound');
     assert.deepEqual(outcome.eom?.verdict, { kind: 'continue' });
     assert.deepEqual(outcome.delivered?.headers, PLAIN);
+  });
+
+  it('removes them from mail a local user sends out encrypted, and still writes exactly our own Muse-Protection', async () => {
+    const added = [
+      field('Authentication-Results', 'site.test; x-muse=pass header.from=victim.test'),
+      field('Muse-Unverified-From', 'ceo@victim.test'),
+      field('Muse-Protection', 'forged'),
+    ];
+    const message = { sender: '<mallory@site.test>', recipients: ['<carol@third.test>'], headers: [...added, ...PLAIN], body: BODY, macros: { i: 'Q-LOCAL-OUT' } };
+    const outcome = await sendOne(rx.daemon.address, message, LOCAL_CLIENT);
+    assert.equal(rx.summary('Q-LOCAL-OUT').action, 'encrypted');
+    const names = (outcome.delivered?.headers ?? []).map((h) => h.name.toLowerCase());
+    assert.deepEqual(names.filter((n) => n === 'authentication-results' || n.startsWith('muse-unverified-')), []);
+    const protection = outcome.delivered?.headers.filter((h) => h.name.toLowerCase() === 'muse-protection') ?? [];
+    assert.equal(protection.length, 1);
+    assert.notEqual(protection[0]?.value, ' forged');
   });
 
   it('beside our genuine fail: the quoted forged pass is removed, only our verdict is delivered', async () => {
