@@ -12,12 +12,13 @@ import {
   type MilterContext,
   type MilterDefinition,
   type MilterHandler,
+  type Modification,
   type Verdict,
 } from '../../milter/src/index.ts';
 import { messageLine } from '../log/index.ts';
 import type { Direction } from './direction.ts';
 import { failureVerdict } from './failure-actions.ts';
-import { forgedFieldsRemoval, processInbound } from './inbound-message.ts';
+import { forgedFieldsRemoval, ownFieldsRemovalOutbound, processInbound } from './inbound-message.ts';
 import type { DomainKeys } from './key-service.ts';
 import { groupOf } from './message-plan.ts';
 import { encryptedToSiteKey, misdirectionWarning } from './misdirected.ts';
@@ -230,7 +231,7 @@ class MuseHandler implements MilterHandler {
     const recipients = ctx.message.recipients;
     const body = (): AsyncIterable<Buffer> => ctx.message.body?.chunks() ?? noBody();
     let outcome: MessageOutcome;
-    const strip: ReturnType<typeof deleteHeader>[] = [];
+    const strip: Modification[] = [];
     try {
       const markers = markerFields(headers);
       const check = markers.length === 0 ? undefined : await checkMarker(runtime, state, ctx.message, markers, body);
@@ -270,6 +271,8 @@ class MuseHandler implements MilterHandler {
       outcome = { result: { verdict: outcomeOf.verdict, modifications }, action: outcomeOf.applied, reason: `internal error: ${(error as Error).message}`, keys: [], dnssec: undefined };
       ctx.log.error('message processing failed', { error: (error as Error).message, stack: (error as Error).stack });
     }
+    // Outbound mail (a re-injected copy included) may be delivered here too: our verdict fields go from it as well.
+    if (state.direction === 'outbound') strip.push(...ownFieldsRemovalOutbound(runtime, headers));
     if (observesOnly(runtime)) outcome = observed(outcome);
     const keeps = outcome.result.verdict.kind === 'continue' || outcome.result.verdict.kind === 'accept';
     const result: EndOfMessageResult = keeps && strip.length > 0 && !observesOnly(runtime) ? { ...outcome.result, modifications: [...strip, ...(outcome.result.modifications ?? [])] } : outcome.result;

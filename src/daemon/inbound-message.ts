@@ -44,6 +44,15 @@ export function retireDkimSignatures(headers: readonly HeaderField[]): Modificat
   return [...deletions, ...values.map((value) => addHeader(ORIGINAL_DKIM_FIELD, value))];
 }
 
+/**
+ * Removes our `x-muse` results and `Muse-Unverified-*` fields from outbound mail. Mail a user of this site sends to
+ * a colleague is outbound, yet it is delivered here, where readers trust results under our authserv-id; and no
+ * other site should receive a verdict we never gave. `Muse-Protection` stays for the outbound side, which writes it.
+ */
+export function ownFieldsRemovalOutbound(runtime: Runtime, headers: readonly HeaderField[]): Modification[] {
+  return editsToModifications(forgedFieldDeletions(headers, runtime.config.inbound.authservId, { protection: false }));
+}
+
 /** Processes one inbound message at end of message. */
 export async function processInbound(runtime: Runtime, message: InboundMessage): Promise<MessageOutcome> {
   const started = performance.now();

@@ -53,13 +53,22 @@ function claimsOurResult(value: string, own: string): boolean {
   return !claim.complete || claim.methods.some((m) => m === AUTH_METHOD || m.startsWith(`${AUTH_METHOD}/`));
 }
 
+/** Options of {@link forgedFieldDeletions}. */
+export interface ForgedFieldOptions {
+  /**
+   * Delete `Muse-Protection` fields too (default). Off for outgoing mail: the outbound side writes that field
+   * itself and replaces any the message brought.
+   */
+  readonly protection?: boolean;
+}
+
 /**
  * Deletions of the fields an incoming message may carry only if someone forged them: Authentication-Results
- * fields claiming an `x-muse` result under our authserv-id, any `Muse-Protection` field, and any field in our
- * {@link UNVERIFIED_PREFIX} namespace. Highest index first per name, so each deletion leaves the indices of the
- * remaining ones intact.
+ * fields claiming an `x-muse` result under our authserv-id, any `Muse-Protection` field (unless
+ * `options.protection` is false), and any field in our {@link UNVERIFIED_PREFIX} namespace. Highest index first per
+ * name, so each deletion leaves the indices of the remaining ones intact.
  */
-export function forgedFieldDeletions(fields: readonly HeaderField[], authservId: string): HeaderEdit[] {
+export function forgedFieldDeletions(fields: readonly HeaderField[], authservId: string, options: ForgedFieldOptions = {}): HeaderEdit[] {
   const own = authservId.toLowerCase();
   const deletions: HeaderEdit[] = [];
   const groups = groupFields(fields);
@@ -67,7 +76,7 @@ export function forgedFieldDeletions(fields: readonly HeaderField[], authservId:
   for (let i = existing.length; i >= 1; i--) {
     if (claimsOurResult((existing[i - 1] as HeaderField).value, own)) deletions.push({ op: 'change', name: AUTHENTICATION_RESULTS, index: i, value: '' });
   }
-  const protection = nameKey(PROTECTION_FIELD_NAME);
+  const protection = (options.protection ?? true) ? nameKey(PROTECTION_FIELD_NAME) : null;
   const unverified = nameKey(UNVERIFIED_PREFIX);
   for (const [key, group] of groups) {
     if (key !== protection && !key.startsWith(unverified)) continue;

@@ -9,7 +9,8 @@
  *
  * Either way, when the body is replaced by the decrypted or unwrapped entity, its Content-* fields replace the outer
  * ones (the RFC 9788 `hp` parameter removed), since they describe the body now delivered. Only these names are
- * taken from inside, so a sender cannot smuggle trace or authentication fields into the delivered header.
+ * taken from inside, and no value taken carries a bare CR, so a sender cannot smuggle trace or authentication
+ * fields into the delivered header.
  */
 import { isContentField, type HeaderField } from '../mime/header-fields.ts';
 import { DEFAULT_PROTECTED_FIELDS, stripHeaderProtection } from '../mime/inner-entity.ts';
@@ -29,9 +30,20 @@ export function isUserFacing(name: string): boolean {
   return USER_FACING_KEYS.has(nameKey(name));
 }
 
+/**
+ * A value from inside as it may be written into the delivered header. Inside, lines end at LF, so a CR not followed
+ * by LF is a byte of the value; many readers end a line there too, and would read what follows as a field of its
+ * own (a second From, an Authentication-Results under our authserv-id). A NUL ends a string on the milter wire, so
+ * the MTA could not be given the value at all and the message would wait for ever. Both become a blank. Folding
+ * (CRLF or LF, then a blank) is kept.
+ */
+function deliverable(value: string): string {
+  return value.replace(/\r(?!\n)|\0/g, ' ');
+}
+
 /** The values of one group of fields; a Content-Type loses its trailing `hp` parameter. */
 function valuesOf(key: string, fields: readonly HeaderField[]): string[] {
-  return fields.map((f) => (key === 'content-type' ? stripHeaderProtection(f.value).value : f.value));
+  return fields.map((f) => deliverable(key === 'content-type' ? stripHeaderProtection(f.value).value : f.value));
 }
 
 /**
@@ -67,5 +79,5 @@ export function signedHeaderEdits(outer: readonly HeaderField[], signed: readonl
 
 /** Additions carrying the user-facing fields of an unauthenticated decrypted header as `Muse-Unverified-<Name>`. */
 export function unverifiedFieldAdditions(inner: readonly HeaderField[]): HeaderEdit[] {
-  return inner.filter((f) => isUserFacing(f.name)).map((f) => ({ op: 'add' as const, name: UNVERIFIED_PREFIX + f.name.trim(), value: f.value }));
+  return inner.filter((f) => isUserFacing(f.name)).map((f) => ({ op: 'add' as const, name: UNVERIFIED_PREFIX + f.name.trim(), value: deliverable(f.value) }));
 }

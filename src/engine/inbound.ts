@@ -18,11 +18,13 @@
 import type { PrivateKey, PublicKey } from 'openpgp';
 import { getDomain } from 'tldts';
 import { authorOf, mailboxesOf, type AuthorResult } from '../mail/address.ts';
-import { contentTypeOf } from '../mime/content-fields.ts';
+import { isValidBoundary } from '../mime/boundary.ts';
+import { contentTypeOf, multipartBoundary, type ContentType } from '../mime/content-fields.ts';
 import { toCrlf } from '../mime/crlf.ts';
 import { parseEntity } from '../mime/entity.ts';
-import { fieldsNamed, headerByteLength, sameHeaderName, type HeaderEncoding, type HeaderField } from '../mime/header-fields.ts';
+import { fieldsNamed, firstValue, headerByteLength, sameHeaderName, type HeaderEncoding, type HeaderField } from '../mime/header-fields.ts';
 import { stripHeaderProtection, type HeaderProtectionMode } from '../mime/inner-entity.ts';
+import { signedContentType } from '../mime/pgp-mime-build.ts';
 import { pgpMimeLayer, readPgpMime } from '../mime/pgp-mime-read.ts';
 import { decryptMessage, isAddressedTo, readEncrypted, verifyDecrypted, type DecryptedMessage } from '../pgp/decrypt.ts';
 import { readDetachedSignature, verifyDetached } from '../pgp/detached.ts';
@@ -203,11 +205,11 @@ export async function openInbound(options: InboundOptions): Promise<InboundResul
     return annotate(ctx, 'encrypted', plainVerdict('fail', 'malformed', null, true));
   }
   if (container.kind === 'encrypted') return openEncrypted(ctx, container.armoredMessage);
-  return openClearSigned(ctx, container.signedPart, container.signature);
+  return openClearSigned(ctx, type, container.signedPart, container.signature);
 }
 
 /** A multipart/signed in clear: reported (or unwrapped) only when the author domain's site key signed it. */
-async function openClearSigned(ctx: Context, signedPart: Buffer, armoredSignature: Buffer): Promise<InboundResult> {
+async function openClearSigned(ctx: Context, type: ContentType, signedPart: Buffer, armoredSignature: Buffer): Promise<InboundResult> {
   const signed = toCrlf(signedPart);
   const entity = entityOf(ctx, signed);
   if (entity.kind === 'limit-exceeded') return entity;
@@ -220,8 +222,44 @@ async function openClearSigned(ctx: Context, signedPart: Buffer, armoredSignatur
   const verdict = judgement.verdict;
   if (!authenticated(verdict)) return annotate(ctx, 'signed', verdict);
   if (ctx.unwrapSigned) return opened(ctx, 'signed', verdict, entity);
-  // The body stays multipart/signed; the header shown with it is the signed one all the same.
-  return { kind: 'annotated', layer: 'signed', verdict, headerEdits: [...ctx.forged, ...signedHeaderEdits(ctx.headers, entity.fields), authenticationResultsInsert(ctx.authservId, verdict)] };
+  // The body stays multipart/signed, shown with the signed header all the same. Its Content-* fields are nobody's
+  // statement: it is delivered under the Content-Type it was judged under, written anew, so no reader finds another
+  // boundary in it or decodes the body with a transfer encoding added on the way.
+  const judgedType = signedTypeOf(type);
+  if (judgedType === null) return unchanged(ctx, 'not-site-signed');
+  // A value that differs only in its line breaks (the MTA may hand folded values over with bare LF) stays as it came.
+  const received = firstValue(ctx.headers, 'Content-Type');
+  const contentType = received !== undefined && lineBreaksAsLf(received) === lineBreaksAsLf(judgedType) ? received : judgedType;
+  return {
+    kind: 'annotated',
+    layer: 'signed',
+    verdict,
+    headerEdits: [
+      ...ctx.forged,
+      ...contentFieldEdits(ctx.headers, [{ name: 'Content-Type', value: contentType }]),
+      ...signedHeaderEdits(ctx.headers, entity.fields),
+      authenticationResultsInsert(ctx.authservId, verdict),
+    ],
+  };
+}
+
+function lineBreaksAsLf(value: string): string {
+  return value.replace(/\r\n/g, '\n');
+}
+
+/** RFC 3156 §5 `micalg` values: `pgp-` and a hash name. */
+const MICALG = /^pgp-[a-z0-9-]+$/i;
+
+/**
+ * The Content-Type value of a multipart/signed written from what was read of it: its boundary and `micalg` only,
+ * so readers that would resolve a repeated parameter or RFC 2231 continuations otherwise read the same boundary.
+ * Null when the boundary or `micalg` cannot be written back as RFC 2046 and RFC 3156 allow.
+ */
+function signedTypeOf(type: ContentType): string | null {
+  const boundary = multipartBoundary(type);
+  const micalg = type.params['micalg'];
+  if (boundary === undefined || !isValidBoundary(boundary) || micalg === undefined || !MICALG.test(micalg)) return null;
+  return signedContentType(boundary, micalg);
 }
 
 async function openEncrypted(ctx: Context, armored: Buffer): Promise<InboundResult> {

@@ -8,7 +8,7 @@ export { openInbound } from './inbound.ts';
 export type { InboundOptions, InboundResult, InboundOpened, InboundLayer, UnchangedReason, SenderKeys, SenderKeyLookup, Alignment } from './inbound.ts';
 export { applyHeaderEdits } from './header-edits.ts';
 export type { HeaderEdit } from './header-edits.ts';
-export { AUTH_METHOD, AUTHENTICATION_RESULTS, UNVERIFIED_PREFIX, carriesOurResult, forgedFieldDeletions } from './authentication-results.ts';
+export { AUTH_METHOD, AUTHENTICATION_RESULTS, UNVERIFIED_PREFIX, carriesOurResult, forgedFieldDeletions, type ForgedFieldOptions } from './authentication-results.ts';
 export { USER_FACING_FIELDS } from './delivered-header.ts';
 export type { Verdict, VerdictResult, VerdictReason } from './verdict.ts';
 export { DEFAULT_LIMITS } from './limits.ts';

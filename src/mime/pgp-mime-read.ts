@@ -31,6 +31,9 @@ export function readPgpMime(type: ContentType, body: Buffer): PgpMimeContainer |
   const layout = splitMultipart(body, boundary);
   const [first, second] = layout?.parts ?? [];
   if (first === undefined || second === undefined) return { kind: 'malformed', layer, detail: 'fewer than two body parts' };
+  // RFC 3156 §4 and §5: exactly two parts. A third one is covered by nothing, yet a reader may show it beside the
+  // verdict about the first.
+  if ((layout?.parts.length ?? 0) > 2) return { kind: 'malformed', layer, detail: 'more than two body parts' };
   const firstBytes = body.subarray(first.start, first.end);
   const secondBytes = body.subarray(second.start, second.end);
   if (layer === 'encrypted') {

@@ -5,11 +5,13 @@
  * anywhere (nested, holding `;`), other letter case, a method version, folding; a field that cannot be read is
  * removed too (a lenient reader might still find our method in it). Results of other methods under our id
  * (OpenDKIM earlier in the milter chain) and results under other ids stay. A forged Muse-Protection (the sender's
- * own claim of protection) is removed as well.
+ * own claim of protection) is removed as well. Mail a local user sends (outbound) loses our results and
+ * Muse-Unverified-* fields too, whether it is delivered to a local mailbox or leaves encrypted.
  * Ports: ephemeral only.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { LOCAL_CLIENT, sendOne } from '../daemon/support/harness.ts';
 import { authResults, entity, field, innerFields, pgpMime, signedAndEncrypted, startReceiver, transportFields, type Field, type Receiver } from './support/inbound-attack.ts';
 
 let rx: Receiver;
@@ -92,6 +94,36 @@ describe('forged authentication results', () => {
   it('removes a forged Muse-Protection and forged Muse-Unverified-* fields from plain mail', async () => {
     const added = [field('Muse-Protection', 'signed; encrypted; by=victim.test'), field('muse-unverified-from', 'ceo@victim.test'), field('MUSE-UNVERIFIED-SUBJECT', 'x')];
     assert.deepEqual(await deliveredPlain(added, 'Q-PROTECTION'), PLAIN);
+  });
+
+  it('removes them from mail a local user submits to a local mailbox (outbound direction, delivered here)', async () => {
+    // A user of this host (or of the site's submission service) writes our verdict on a message to a colleague:
+    // the milter sees it as outbound, and the colleague's mailbox is where a reader trusts site.test's results.
+    const added = [
+      field('Authentication-Results', 'site.test; x-muse=pass header.from=victim.test policy.dnssec=yes'),
+      field('Muse-Unverified-From', 'ceo@victim.test'),
+    ];
+    const message = { sender: '<mallory@site.test>', recipients: ['<bob@site.test>'], headers: [...added, ...PLAIN], body: BODY, macros: { i: 'Q-LOCAL' } };
+    const outcome = await sendOne(rx.daemon.address, message, LOCAL_CLIENT);
+    assert.equal(rx.summary('Q-LOCAL').direction, 'outbound');
+    assert.deepEqual(outcome.eom?.verdict, { kind: 'continue' });
+    assert.deepEqual(outcome.delivered?.headers, PLAIN);
+  });
+
+  it('removes them from mail a local user sends out encrypted, and still writes exactly our own Muse-Protection', async () => {
+    const added = [
+      field('Authentication-Results', 'site.test; x-muse=pass header.from=victim.test'),
+      field('Muse-Unverified-From', 'ceo@victim.test'),
+      field('Muse-Protection', 'forged'),
+    ];
+    const message = { sender: '<mallory@site.test>', recipients: ['<carol@third.test>'], headers: [...added, ...PLAIN], body: BODY, macros: { i: 'Q-LOCAL-OUT' } };
+    const outcome = await sendOne(rx.daemon.address, message, LOCAL_CLIENT);
+    assert.equal(rx.summary('Q-LOCAL-OUT').action, 'encrypted');
+    const names = (outcome.delivered?.headers ?? []).map((h) => h.name.toLowerCase());
+    assert.deepEqual(names.filter((n) => n === 'authentication-results' || n.startsWith('muse-unverified-')), []);
+    const protection = outcome.delivered?.headers.filter((h) => h.name.toLowerCase() === 'muse-protection') ?? [];
+    assert.equal(protection.length, 1);
+    assert.notEqual(protection[0]?.value, ' forged');
   });
 
   it('beside our genuine fail: the quoted forged pass is removed, only our verdict is delivered', async () => {
