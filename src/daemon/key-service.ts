@@ -6,6 +6,7 @@ import type { PublicKey } from 'openpgp';
 import { DnsError, type DnsErrorCode } from '../dns/index.ts';
 import { KeyError, type SiteKeyFinder, type SiteKeyLookup } from '../keys/index.ts';
 import { evaluatePin, withCertifications, type PinEvaluation, type PinKeeper } from '../pins/index.ts';
+import { pinnedKeys } from '../pins/certification.ts';
 import { domainOutlook, type DomainOutlook } from '../policy/domain-outlook.ts';
 import type { SenderKeys } from '../engine/index.ts';
 import type { DomainFacts } from './recipient-policy.ts';
@@ -110,9 +111,17 @@ export class KeyService {
       const code = (lookup.error?.code ?? 'DNS_TIMEOUT') as DnsErrorCode;
       throw new DnsError(code, `key lookup for ${lookup.domain} failed: ${lookup.error?.message ?? 'no answer'}`);
     }
-    if (lookup.status !== 'found') return null;
+    const pin = stored !== undefined && Date.parse(stored.expiresAt) > now.getTime() ? stored : undefined;
+    // docs/security.md §5: without DNSSEC, pinned keys stay pinned even when no longer published, so a forged "no
+    // record" cannot turn a signature check into "this domain publishes no key" (none: decrypted and shown).
+    const stillPinned = pin !== undefined && !lookup.dnssec ? await pinnedKeys(pin, lookup.keys, now) : [];
+    if (lookup.status !== 'found') return stillPinned.length === 0 ? null : { keys: stillPinned, unvouched: [], dnssec: false };
     const vouched = new Set(this.pins === undefined ? lookup.keys.map((k) => k.fingerprint) : evaluatePin(stored, lookup, now).encryptTo);
-    const keys = lookup.keys.filter((k) => vouched.has(k.fingerprint)).map((k) => k.key as PublicKey);
+    const published = new Set(lookup.keys.map((k) => k.fingerprint));
+    const keys = [
+      ...lookup.keys.filter((k) => vouched.has(k.fingerprint)).map((k) => k.key as PublicKey),
+      ...stillPinned.filter((k) => !published.has(k.getFingerprint().toUpperCase())),
+    ];
     const unvouched = lookup.keys.filter((k) => !vouched.has(k.fingerprint)).map((k) => k.key as PublicKey);
     return { keys, unvouched, dnssec: lookup.dnssec };
   }

@@ -42,8 +42,11 @@ export async function certifiedByPin(pin: Pin, found: readonly FoundKey[], now: 
   return result;
 }
 
-/** The pinned keys whose material is known, parsed; one that is revoked at `now` certifies nothing. */
-async function pinnedKeys(pin: Pin, found: readonly FoundKey[], now: Date): Promise<PublicKey[]> {
+/**
+ * The pinned keys whose material is known (published now, or stored in the pin), parsed; one revoked at `now` is
+ * left out (it certifies and signs nothing).
+ */
+export async function pinnedKeys(pin: Pin, found: readonly FoundKey[], now: Date): Promise<PublicKey[]> {
   const keys: PublicKey[] = [];
   for (const fingerprint of pin.fingerprints) {
     const stored = pin.publicKeys[fingerprint];

@@ -72,13 +72,19 @@ describe('unpinned signer', () => {
     assert.deepEqual(outcome.delivered?.headers, [authResults({ result: 'fail', reason: 'signer-not-pinned', from: 'victim.test', dnssec: false, encrypted: true }), ...delivered.headers]);
   });
 
-  it('DNS withdraws every record (unvalidated) while the pin holds: B\'s signature still fails, kept encrypted', { todo: 'inbound falls back to none/no-published-key instead of the pinned keys' }, async () => {
+  it('DNS withdraws every record (unvalidated) while the pin holds: B\'s signature still fails, kept encrypted', async () => {
     // §5: the pinned keys stay pinned when no longer published. A forged "no record" must not turn the loud fail
     // into none/no-published-key, which decrypts the message and shows its inner fields as Muse-Unverified-*.
     rx.zone.withdraw('victim.test');
     const { delivered, outcome } = await signedBy(keyB, 'Q-B-WITHDRAWN');
     assert.deepEqual(outcome.delivered?.headers, [authResults({ result: 'fail', reason: 'signer-not-published', from: 'victim.test', dnssec: false, encrypted: true }), ...delivered.headers]);
     assert.ok(outcome.delivered?.body.equals(delivered.body), 'kept encrypted');
+  });
+
+  it('DNS withdraws every record (unvalidated) while the pin holds: A, the pinned key, still vouches for victim.test', async () => {
+    const { outcome } = await signedBy(rx.sites.victim, 'Q-A-WITHDRAWN');
+    const verdict: ExpectedVerdict = { result: 'pass', reason: 'signature-verified', from: 'victim.test', fingerprint: rx.sites.victim.fingerprint, dnssec: false, encrypted: true };
+    assert.deepEqual(outcome.delivered?.headers, [authResults(verdict), ...innerFields('CEO <ceo@victim.test>')]);
   });
 
   it('a DNSSEC-validated answer publishing A and B: B is the domain\'s own word, so it passes', async () => {
