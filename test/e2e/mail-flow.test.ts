@@ -67,6 +67,33 @@ function assertSignedBySiteA(message: ParsedMessage): void {
   assert.deepEqual(signerOf(signatures[0] as string), { domain: DOMAINS.siteA, selector: DKIM_SELECTOR });
 }
 
+/**
+ * `data` without its Received and DKIM-Signature fields (each with its folded lines): what is left of a message
+ * that went through Postfix and OpenDKIM untouched otherwise.
+ */
+function withoutTraceAndDkim(data: Buffer): Buffer {
+  const end = data.indexOf('\r\n\r\n');
+  assert.ok(end >= 0, 'no end of header');
+  const kept: string[] = [];
+  let dropping = false;
+  for (const line of data.subarray(0, end).toString('latin1').split('\r\n')) {
+    if (/^[ \t]/.test(line)) {
+      if (!dropping) kept.push(line);
+      continue;
+    }
+    const name = line.slice(0, line.indexOf(':')).toLowerCase();
+    dropping = name === 'received' || name === 'dkim-signature';
+    if (!dropping) kept.push(line);
+  }
+  return Buffer.concat([Buffer.from(kept.join('\r\n'), 'latin1'), data.subarray(end)]);
+}
+
+/** Waits until both sites' queues are empty, so every copy has arrived. */
+async function settle(): Promise<void> {
+  await waitForEmptyQueue(topology.siteA.postfix, DELIVERY_TIMEOUT_MS);
+  await waitForEmptyQueue(topology.siteB.postfix, DELIVERY_TIMEOUT_MS);
+}
+
 describe('e2e mail flow with OpenDKIM and OpenDMARC', () => {
   it('case 1: A to B: DKIM-signed on the wire, dkim=pass, dmarc=pass and x-muse=pass at B, the signature retired', async () => {
     const start = trafficCounts(topology);
@@ -125,5 +152,73 @@ describe('e2e mail flow with OpenDKIM and OpenDMARC', () => {
     const unrenamedReasons = await dkimReasons(unrenamed);
     console.log(`python3-dkim (mailbox, signature named DKIM-Signature again): ${unrenamedReasons.split('\n').at(-1) ?? ''}`);
     assert.match(unrenamedReasons, /body hash mismatch/);
+  });
+
+  it('case 2: A to an ordinary site: the message leaves as it arrived, plus Received and a valid DKIM-Signature', async () => {
+    const start = trafficCounts(topology);
+    const message = messageFromSiteA('dkim2', 'Carol <carol@keyless.test>');
+    const sent = await sendMail({
+      port: topology.ports.a.submission,
+      from: 'alice@site-a.test',
+      to: ['carol@keyless.test'],
+      data: message.bytes,
+      mailParams: 'BODY=8BITMIME',
+    });
+    assert.equal(sent.final.code, 250, sent.final.text);
+    const world = await topology.world.waitForCount(start.world + 1, DELIVERY_TIMEOUT_MS);
+    await settle();
+    assert.equal(topology.world.messages.length, start.world + 1);
+    assert.equal(topology.tap.messages.length, start.tap);
+    const copy = world.at(-1);
+    assert.ok(copy !== undefined);
+    assert.deepEqual(copy.rcptTo, ['carol@keyless.test']);
+    const received = parseMessage(copy.data);
+    assert.equal(fieldValues(received, 'Received').length, 1);
+    assertSignedBySiteA(received);
+    assert.equal(withoutTraceAndDkim(copy.data).toString('latin1'), message.bytes.toString('latin1'));
+    const verdict = await dkimverify(copy.data);
+    console.log(`dkimverify (keyless.test): ${verdict}`);
+    assert.equal(verdict, 'signature ok');
+  });
+
+  it('case 3: mixed recipients, split: the re-injected copy for the ordinary site is DKIM-signed by site-a.test', async () => {
+    const start = trafficCounts(topology);
+    const message = messageFromSiteA('dkim3', 'Bob <bob@site-b.test>, Carol <carol@keyless.test>');
+    const sent = await sendMail({
+      port: topology.ports.a.submission,
+      from: 'alice@site-a.test',
+      to: ['bob@site-b.test', 'carol@keyless.test'],
+      data: message.bytes,
+      mailParams: 'BODY=8BITMIME',
+    });
+    assert.equal(sent.final.code, 250, sent.final.text);
+    await topology.world.waitForCount(start.world + 1, DELIVERY_TIMEOUT_MS);
+    await topology.mailbox.waitForCount(start.mailbox + 1, DELIVERY_TIMEOUT_MS);
+    await settle();
+    assert.match(topology.siteA.postfix.readMaillog(), /postfix\/muse-reinject\/smtpd\[\d+\]: [0-9A-F]+: client=localhost\[127\.0\.0\.1\]/);
+
+    // carol's copy: re-injected, then signed by OpenDKIM after muse-milter let it through.
+    const outside = topology.world.messages.slice(start.world);
+    assert.equal(outside.length, 1);
+    const copy = outside[0];
+    assert.ok(copy !== undefined);
+    assert.deepEqual(copy.rcptTo, ['carol@keyless.test']);
+    assertSignedBySiteA(parseMessage(copy.data));
+    assert.equal(withoutTraceAndDkim(copy.data).toString('latin1'), message.bytes.toString('latin1'));
+    const verdict = await dkimverify(copy.data);
+    console.log(`dkimverify (re-injected copy for keyless.test): ${verdict}`);
+    assert.equal(verdict, 'signature ok');
+
+    // bob's copy: encrypted and signed on the wire, delivered at B with the signature renamed.
+    const crossed = topology.tap.messages.slice(start.tap);
+    assert.deepEqual(
+      crossed.map((attempt) => [attempt.rcptTo, attempt.reply?.code]),
+      [[['bob@site-b.test'], 250]],
+    );
+    assert.equal(await dkimverify((crossed[0] as (typeof crossed)[number]).data), 'signature ok');
+    const inbox = parseMessage((topology.mailbox.messages.at(-1) as (typeof topology.mailbox.messages)[number]).data);
+    assert.ok(inbox.body.equals(message.body), 'the delivered body differs from the original');
+    assert.deepEqual(fieldValues(inbox, 'DKIM-Signature'), []);
+    assert.equal(fieldValues(inbox, 'Muse-Original-DKIM-Signature').length, 1);
   });
 });
