@@ -159,6 +159,8 @@ export async function startPort53Forwarder(upstreamPort: number): Promise<Port53
       server.close();
       continue;
     }
+    // A failed send to one client must not end the test process; that query just goes unanswered.
+    server.on('error', () => undefined);
     const upstreams = new Set<UdpSocket>();
     server.on('message', (query, client) => {
       const upstream = createSocket('udp4');
