@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 
 /**
  * Test files that run a program outside Node: Postfix, Sendmail, miltertest, knot, unbound, gpg, sq, rnp, openssl,
- * python3, setpriv (opendkim, swaks) — directly or through test/support (postfix.ts, sendmail.ts, miltertest.ts, gpg.ts,
+ * python3, setpriv, unshare, opendkim, opendmarc, dkimverify (swaks) — directly or through test/support (postfix.ts, sendmail.ts, miltertest.ts, gpg.ts,
  * openpgp-tools.ts, startKnotUnbound in dns-servers.ts, cmsSamples in encrypted-mail.ts) or the e2e topology.
  * A test file that starts using one of those belongs here; every other file is a unit test (it may still start
  * Node processes, fake DNS servers and SMTP sinks written in Node, all on ephemeral ports).
@@ -21,6 +21,7 @@ const INTEGRATION = [
   'test/daemon/process.test.ts', // Postfix
   'test/e2e/delivery.test.ts', // Postfix, Sendmail, knot, unbound, gpg
   'test/e2e/faults.test.ts',
+  'test/e2e/mail-flow.test.ts', // Postfix, knot, unbound, opendkim, opendmarc, dkimverify, unshare
   'test/e2e/reinjection.test.ts',
   'test/e2e/restarts.test.ts',
   'test/engine/foreign-senders.test.ts', // sq

@@ -25,6 +25,10 @@
  * mailbox sink (B delivers here), the world sink (A's other domains), the SMTP tap (A → B) and Sendmail (milter:
  * muse-milter A). {@link Topology.ports} has them all.
  *
+ * With `dkim` (examples/postfix/opendkim.cf): OpenDKIM signs after muse-milter A on A's submission and re-injection
+ * services; on B's INBOUND listener OpenDKIM verifies and OpenDMARC judges before muse-milter B; site-a.test
+ * publishes the DKIM key and a `_dmarc` record with p=reject (test/e2e/dkim-milters.ts).
+ *
  * Instance directories live under /var/lib/muse-test (test/support/instance-dir.ts); {@link Topology.stop}
  * removes them, and an exit hook kills everything if a test file dies first.
  */
@@ -43,6 +47,7 @@ import { SendmailInstance } from '../support/sendmail.ts';
 import { SmtpSink } from '../support/smtp-sink.ts';
 import { MuseDaemon } from './muse-daemon.ts';
 import { SmtpTap } from './smtp-tap.ts';
+import { makeDkimKey, startDkimSigner, startDkimVerifier, startDmarc, startPort53Forwarder, type MilterDaemon } from './dkim-milters.ts';
 
 /** The domains of the topology. */
 export const DOMAINS = {
@@ -72,6 +77,10 @@ export interface TopologyPorts {
   readonly world: number;
   readonly tap: number;
   readonly sendmail: number;
+  /** OpenDKIM signing for site A, OpenDKIM verifying and OpenDMARC for site B (used with {@link TopologyOptions.dkim}). */
+  readonly dkimSign: number;
+  readonly dkimVerify: number;
+  readonly dmarc: number;
   readonly a: SitePorts;
   readonly b: SitePorts;
 }
@@ -94,6 +103,9 @@ export async function allocateTopologyPorts(): Promise<TopologyPorts> {
     world: await tcp(),
     tap: await tcp(),
     sendmail: await tcp(),
+    dkimSign: await tcp(),
+    dkimVerify: await tcp(),
+    dmarc: await tcp(),
     a: await site(),
     b: await site(),
   };
@@ -119,7 +131,25 @@ export interface Site {
 export interface TopologyOptions {
   /** Also start Sendmail with examples/sendmail/muse.mc pointing at site A's milter. */
   readonly sendmail?: boolean;
+  /**
+   * Also run OpenDKIM and OpenDMARC as examples/postfix/opendkim.cf chains them: site A signs (muse-milter, then
+   * OpenDKIM, on submission and re-injection), site B's INBOUND listener verifies (OpenDKIM, OpenDMARC, then
+   * muse-milter). site-a.test publishes the DKIM key and `_dmarc` with p=reject.
+   */
+  readonly dkim?: boolean;
 }
+
+/** The DKIM and DMARC daemons of a topology started with {@link TopologyOptions.dkim}. */
+export interface DkimMilters {
+  readonly signer: MilterDaemon;
+  readonly verifier: MilterDaemon;
+  readonly dmarc: MilterDaemon;
+  /** A resolv.conf naming the port-53 forwarder to unbound, for programs that only use the system resolver. */
+  readonly resolvConf: string;
+}
+
+/** site-a.test's DMARC policy in the `dkim` topology. */
+export const SITE_A_DMARC = 'v=DMARC1; p=reject';
 
 /** A running topology; always {@link stop} it. */
 export interface Topology {
@@ -134,6 +164,8 @@ export interface Topology {
   /** Where Postfix A delivers every domain but site-b.test. */
   readonly world: SmtpSink;
   readonly sendmail: SendmailInstance | undefined;
+  /** With {@link TopologyOptions.dkim}. */
+  readonly dkim: DkimMilters | undefined;
   /** Stops everything (bounded) and removes every directory. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -261,21 +293,55 @@ async function prepareSite(workDir: string, label: string, domain: string, ports
 }
 
 /** Postfix for one site: examples/postfix/main.cf and master.cf, plus the site's routing and fast retries. */
-function startSitePostfix(domain: string, ports: SitePorts, routing: Readonly<Record<string, string>>): Promise<PostfixInstance> {
+function startSitePostfix(
+  domain: string,
+  ports: SitePorts,
+  routing: Readonly<Record<string, string>>,
+  dkim?: DkimRole,
+): Promise<PostfixInstance> {
   const mainCf = mainCfSettings(fillPlaceholders(readExample('postfix/main.cf'), {}, 'examples/postfix/main.cf'));
   // The example names the unix socket inside Debian's Postfix jail; the topology's milters listen on loopback ports.
   mainCf.smtpd_milters = `inet:127.0.0.1:${ports.milter}`;
+  const inboundOptions: string[] = [];
+  if (dkim !== undefined) {
+    const opendkimCf = mainCfSettings(
+      fillPlaceholders(
+        readExample('postfix/opendkim.cf'),
+        { MILTER_PORT: String(ports.milter), DKIM_SIGN_PORT: String(dkim.ports.dkimSign), DKIM_VERIFY_PORT: String(dkim.ports.dkimVerify), DMARC_PORT: String(dkim.ports.dmarc) },
+        'examples/postfix/opendkim.cf',
+      ),
+    );
+    const names = dkim.role === 'sign' ? ['smtpd_milters', 'non_smtpd_milters'] : ['muse_inbound_milters'];
+    for (const name of names) {
+      const value = opendkimCf[name];
+      if (value === undefined) throw new HarnessError('INVALID_ARGUMENT', `examples/postfix/opendkim.cf: no ${name}`);
+      mainCf[name] = value;
+    }
+    // opendkim.cf: the INBOUND listener runs the verifiers before muse-milter.
+    if (dkim.role === 'verify') inboundOptions.push('  -o smtpd_milters=$muse_inbound_milters');
+  }
   const masterValues = {
     SUBMISSION_PORT: `127.0.0.1:${ports.submission}`,
     INBOUND_PORT: `127.0.0.1:${ports.inbound}`,
     REINJECT_PORT: String(ports.reinject),
   };
   const masterLines = masterCfLines(fillPlaceholders(readExample('postfix/master.cf'), masterValues, 'examples/postfix/master.cf'));
+  if (inboundOptions.length > 0) {
+    const inbound = masterLines.findIndex((line) => line.startsWith(`${masterValues.INBOUND_PORT} `));
+    if (inbound < 0) throw new HarnessError('INVALID_ARGUMENT', 'examples/postfix/master.cf: no INBOUND listener');
+    masterLines.splice(inbound + 1, 0, ...inboundOptions);
+  }
   return PostfixInstance.start({
     smtpPort: ports.smtp,
     settings: { ...mainCf, myhostname: `mta.${domain}`, mydomain: domain, ...FAST_RETRY, ...routing },
     masterLines,
   });
+}
+
+/** Which part of examples/postfix/opendkim.cf a site's Postfix takes: the signer's or the verifiers'. */
+interface DkimRole {
+  readonly role: 'sign' | 'verify';
+  readonly ports: TopologyPorts;
 }
 
 /** A started component and how to stop it. */
@@ -353,14 +419,17 @@ async function startTopologyOn(options: TopologyOptions, ports: TopologyPorts): 
     unregisterExitCleanup();
   });
   try {
-    const [a, b, bogusZone] = await Promise.all([
+    const dkimDir = join(workDir, 'dkim');
+    const [a, b, bogusZone, dkimKey] = await Promise.all([
       prepareSite(workDir, 'site-a', DOMAINS.siteA, ports.a, ports.unbound),
       prepareSite(workDir, 'site-b', DOMAINS.siteB, ports.b, ports.unbound),
       genkey(DOMAINS.bogus, join(workDir, 'bogus-keys'), 'opportunistic'),
+      options.dkim === true ? makeDkimKey(DOMAINS.siteA, dkimDir) : Promise.resolve(undefined),
     ]);
+    const siteARecords = dkimKey === undefined ? a.zone : `${a.zone}\n${dkimKey.zoneRecords}\n_dmarc TXT "${SITE_A_DMARC}"\n`;
     const dns = await startKnotUnbound(
       [
-        { name: DOMAINS.siteA, trust: 'signed', records: a.zone },
+        { name: DOMAINS.siteA, trust: 'signed', records: siteARecords },
         { name: DOMAINS.siteB, trust: 'signed', records: b.zone },
         { name: DOMAINS.keyless, trust: 'signed', records: '' },
         { name: DOMAINS.required, trust: 'signed', records: '' },
@@ -376,6 +445,17 @@ async function startTopologyOn(options: TopologyOptions, ports: TopologyPorts): 
     teardown.add(() => world.close());
     const tap = await SmtpTap.start({ port: ports.tap, upstreamPort: ports.b.inbound });
     teardown.add(() => tap.close());
+    let dkim: DkimMilters | undefined;
+    if (dkimKey !== undefined) {
+      const forwarder = await startPort53Forwarder(ports.unbound);
+      teardown.add(() => forwarder.close());
+      const [signer, verifier, dmarc] = await startAll<[MilterDaemon, MilterDaemon, MilterDaemon]>(teardown, [
+        startDkimSigner(dkimDir, ports.dkimSign, DOMAINS.siteA, dkimKey).then((d) => started(d, () => d.stop())),
+        startDkimVerifier(dkimDir, ports.dkimVerify, DOMAINS.siteB, ports.unbound).then((d) => started(d, () => d.stop())),
+        startDmarc(dkimDir, ports.dmarc, DOMAINS.siteB, forwarder.address).then((d) => started(d, () => d.stop())),
+      ]);
+      dkim = { signer, verifier, dmarc, resolvConf: join(dkimDir, 'opendmarc-resolv.conf') };
+    }
 
     // The daemons do not depend on each other to start (an MTA answers 4xx until its milter is up), so they
     // start together; each one that did start is stopped again if another did not.
@@ -384,11 +464,11 @@ async function startTopologyOn(options: TopologyOptions, ports: TopologyPorts): 
         // site-b.test through the tap; everything else to the world sink.
         transport_maps: `inline:{ ${DOMAINS.siteB}=smtp:[127.0.0.1]:${ports.tap} }`,
         relayhost: `[127.0.0.1]:${ports.world}`,
-      }).then((postfix) => started(postfix, () => postfix.stop())),
+      }, options.dkim === true ? { role: 'sign', ports } : undefined).then((postfix) => started(postfix, () => postfix.stop())),
       startSitePostfix(DOMAINS.siteB, ports.b, {
         relay_domains: DOMAINS.siteB,
         transport_maps: `inline:{ ${DOMAINS.siteB}=smtp:[127.0.0.1]:${ports.mailbox} }`,
-      }).then((postfix) => started(postfix, () => postfix.stop())),
+      }, options.dkim === true ? { role: 'verify', ports } : undefined).then((postfix) => started(postfix, () => postfix.stop())),
       (options.sendmail === true ? startSendmail(ports) : Promise.resolve(undefined)).then((sendmail) => started(sendmail, async () => sendmail?.stop())),
       a.files.milter.start().then(() => started(undefined, () => a.files.milter.stop())),
       b.files.milter.start().then(() => started(undefined, () => b.files.milter.stop())),
@@ -404,6 +484,7 @@ async function startTopologyOn(options: TopologyOptions, ports: TopologyPorts): 
       mailbox,
       world,
       sendmail,
+      dkim,
       async stop() {
         if (stopped) return;
         stopped = true;

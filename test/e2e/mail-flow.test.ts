@@ -1,0 +1,234 @@
+/**
+ * End to end, DKIM and DMARC beside muse-milter, with the real programs chained as examples/postfix/opendkim.cf
+ * says: site A's muse-milter, then OpenDKIM signing; site B's OpenDKIM verifying and OpenDMARC, then muse-milter.
+ * Checks what the verifiers concluded (Authentication-Results), what python3-dkim's dkimverify says of the bytes
+ * on the wire and of what was delivered, and that mail to an ordinary site leaves as it arrived, with only the
+ * trace field and the DKIM signature added. Fails, never skips, when a program cannot start.
+ *
+ * Ports: picked free by the kernel for each run (test/e2e/topology.ts).
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { runCommand } from '../support/processes.ts';
+import { sendMail } from '../support/smtp-client.ts';
+import { passResult, trafficCounts, waitForEmptyQueue } from './checks.ts';
+import { DKIM_SELECTOR } from './dkim-milters.ts';
+import { fieldValues, messageFromSiteA, parseMessage, type ParsedMessage } from './mail.ts';
+import { DOMAINS, startTopology, type DkimMilters, type Topology } from './topology.ts';
+
+/** Bound on one message crossing both sites. */
+const DELIVERY_TIMEOUT_MS = 30_000;
+
+let topology: Topology;
+let dkim: DkimMilters;
+
+before(async () => {
+  topology = await startTopology({ dkim: true });
+  assert.ok(topology.dkim !== undefined);
+  dkim = topology.dkim;
+});
+
+after(async () => {
+  await topology?.stop();
+});
+
+/** dkimverify's verdict on `message` (first DKIM-Signature), its DNS answered by the topology through port 53. */
+async function dkimverify(message: Buffer): Promise<string> {
+  const script = `mount --bind '${dkim.resolvConf}' /etc/resolv.conf && exec dkimverify`;
+  const result = await runCommand('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { input: message, timeoutMs: 30_000 });
+  return `${result.stdout}${result.stderr}`.trim();
+}
+
+/** python3-dkim's own reasons (its log) when verifying `message`: names a body hash mismatch if there is one. */
+async function dkimReasons(message: Buffer): Promise<string> {
+  const program = [
+    'import dkim, logging, sys',
+    'logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format="%(message)s")',
+    'print("verify:", dkim.DKIM(sys.stdin.buffer.read(), logger=logging.getLogger()).verify())',
+  ].join('\n');
+  const script = `mount --bind '${dkim.resolvConf}' /etc/resolv.conf && exec /usr/bin/python3 -c '${program}'`;
+  const result = await runCommand('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { input: message, timeoutMs: 30_000 });
+  return `${result.stdout}${result.stderr}`.trim();
+}
+
+/** The tags of a DKIM-Signature value (RFC 6376 §3.2 tag-list; blanks inside values removed). */
+function tagsOf(signature: string): Map<string, string> {
+  const tags = new Map<string, string>();
+  for (const tag of signature.split(';')) {
+    const eq = tag.indexOf('=');
+    if (eq > 0) tags.set(tag.slice(0, eq).replace(/\s/g, ''), tag.slice(eq + 1).replace(/\s/g, ''));
+  }
+  return tags;
+}
+
+/** The `d=` and `s=` tags of a DKIM-Signature value. */
+function signerOf(signature: string): { domain: string; selector: string } {
+  const tags = tagsOf(signature);
+  return { domain: tags.get('d') ?? '', selector: tags.get('s') ?? '' };
+}
+
+function assertSignedBySiteA(message: ParsedMessage): void {
+  const signatures = fieldValues(message, 'DKIM-Signature');
+  assert.equal(signatures.length, 1, `DKIM-Signature fields: ${JSON.stringify(signatures)}`);
+  assert.deepEqual(signerOf(signatures[0] as string), { domain: DOMAINS.siteA, selector: DKIM_SELECTOR });
+}
+
+/**
+ * `data` without its Received and DKIM-Signature fields (each with its folded lines): what is left of a message
+ * that went through Postfix and OpenDKIM untouched otherwise.
+ */
+function withoutTraceAndDkim(data: Buffer): Buffer {
+  const end = data.indexOf('\r\n\r\n');
+  assert.ok(end >= 0, 'no end of header');
+  const kept: string[] = [];
+  let dropping = false;
+  for (const line of data.subarray(0, end).toString('latin1').split('\r\n')) {
+    if (/^[ \t]/.test(line)) {
+      if (!dropping) kept.push(line);
+      continue;
+    }
+    const name = line.slice(0, line.indexOf(':')).toLowerCase();
+    dropping = name === 'received' || name === 'dkim-signature';
+    if (!dropping) kept.push(line);
+  }
+  return Buffer.concat([Buffer.from(kept.join('\r\n'), 'latin1'), data.subarray(end)]);
+}
+
+/** Waits until both sites' queues are empty, so every copy has arrived. */
+async function settle(): Promise<void> {
+  await waitForEmptyQueue(topology.siteA.postfix, DELIVERY_TIMEOUT_MS);
+  await waitForEmptyQueue(topology.siteB.postfix, DELIVERY_TIMEOUT_MS);
+}
+
+describe('e2e mail flow with OpenDKIM and OpenDMARC', () => {
+  it('case 1: A to B: DKIM-signed on the wire, dkim=pass, dmarc=pass and x-muse=pass at B, the signature retired', async () => {
+    const start = trafficCounts(topology);
+    const message = messageFromSiteA('dkim1', 'Bob Example <bob@site-b.test>');
+    const sent = await sendMail({
+      port: topology.ports.a.submission,
+      from: 'alice@site-a.test',
+      to: ['bob@site-b.test'],
+      data: message.bytes,
+      mailParams: 'BODY=8BITMIME',
+    });
+    assert.equal(sent.final.code, 250, sent.final.text);
+    const delivered = await topology.mailbox.waitForCount(start.mailbox + 1, DELIVERY_TIMEOUT_MS);
+    await waitForEmptyQueue(topology.siteA.postfix, DELIVERY_TIMEOUT_MS);
+    await waitForEmptyQueue(topology.siteB.postfix, DELIVERY_TIMEOUT_MS);
+
+    // On the wire: the encrypted message, signed by site-a.test, and the signature holds.
+    const crossed = topology.tap.messages.slice(start.tap);
+    assert.deepEqual(
+      crossed.map((attempt) => attempt.reply?.code),
+      [250],
+    );
+    const wire = (crossed[0] as (typeof crossed)[number]).data;
+    const outer = parseMessage(wire);
+    assert.match(fieldValues(outer, 'Content-Type')[0] ?? '', /^multipart\/encrypted;/);
+    assertSignedBySiteA(outer);
+    const wireVerdict = await dkimverify(wire);
+    console.log(`dkimverify (wire): ${wireVerdict}`);
+    assert.equal(wireVerdict, 'signature ok');
+
+    // At B: one delivery, with the three verdicts, and the sending site's signature renamed.
+    assert.equal(delivered.length, start.mailbox + 1);
+    const copy = delivered.at(-1);
+    assert.ok(copy !== undefined);
+    assert.deepEqual(copy.rcptTo, ['bob@site-b.test']);
+    const inbox = parseMessage(copy.data);
+    assert.ok(inbox.body.equals(message.body), 'the delivered body differs from the original');
+    const results = fieldValues(inbox, 'Authentication-Results');
+    for (const line of results) console.log(`Authentication-Results: ${line}`);
+    // Each milter inserts its field at the top: muse-milter's (last in the chain) first, then OpenDMARC's, then
+    // OpenDKIM's, which names the signature by the first 8 characters of its b= tag.
+    const signatureB = tagsOf(fieldValues(outer, 'DKIM-Signature')[0] ?? '').get('b') ?? '';
+    assert.deepEqual(results, [
+      passResult(DOMAINS.siteB, DOMAINS.siteA, topology.siteA.fingerprint),
+      `${DOMAINS.siteB}; dmarc=pass (p=reject dis=none) header.from=${DOMAINS.siteA}`,
+      `${DOMAINS.siteB}; dkim=pass (2048-bit key; unprotected) header.d=${DOMAINS.siteA} header.i=@${DOMAINS.siteA} header.a=rsa-sha256 header.s=${DKIM_SELECTOR} header.b=${signatureB.slice(0, 8)}; dkim-atps=neutral`,
+    ]);
+    assert.deepEqual(fieldValues(inbox, 'DKIM-Signature'), []);
+    assert.deepEqual(fieldValues(inbox, 'Muse-Original-DKIM-Signature'), fieldValues(outer, 'DKIM-Signature'));
+
+    // Nothing on the delivered message can fail: dkimverify finds no signature to check, so no body hash mismatch.
+    const deliveredVerdict = await dkimverify(copy.data);
+    const reasons = await dkimReasons(copy.data);
+    console.log(`dkimverify (mailbox): ${deliveredVerdict}`);
+    console.log(`python3-dkim (mailbox): ${reasons}`);
+    assert.equal(deliveredVerdict, 'signature verification failed');
+    assert.doesNotMatch(reasons, /body hash mismatch/);
+    // And the rename is what spares it: the same field under its old name fails on the decrypted body.
+    const unrenamed = Buffer.from(copy.data.toString('latin1').replace(/^Muse-Original-DKIM-Signature:/m, 'DKIM-Signature:'), 'latin1');
+    const unrenamedReasons = await dkimReasons(unrenamed);
+    console.log(`python3-dkim (mailbox, signature named DKIM-Signature again): ${unrenamedReasons.split('\n').at(-1) ?? ''}`);
+    assert.match(unrenamedReasons, /body hash mismatch/);
+  });
+
+  it('case 2: A to an ordinary site: the message leaves as it arrived, plus Received and a valid DKIM-Signature', async () => {
+    const start = trafficCounts(topology);
+    const message = messageFromSiteA('dkim2', 'Carol <carol@keyless.test>');
+    const sent = await sendMail({
+      port: topology.ports.a.submission,
+      from: 'alice@site-a.test',
+      to: ['carol@keyless.test'],
+      data: message.bytes,
+      mailParams: 'BODY=8BITMIME',
+    });
+    assert.equal(sent.final.code, 250, sent.final.text);
+    const world = await topology.world.waitForCount(start.world + 1, DELIVERY_TIMEOUT_MS);
+    await settle();
+    assert.equal(topology.world.messages.length, start.world + 1);
+    assert.equal(topology.tap.messages.length, start.tap);
+    const copy = world.at(-1);
+    assert.ok(copy !== undefined);
+    assert.deepEqual(copy.rcptTo, ['carol@keyless.test']);
+    const received = parseMessage(copy.data);
+    assert.equal(fieldValues(received, 'Received').length, 1);
+    assertSignedBySiteA(received);
+    assert.equal(withoutTraceAndDkim(copy.data).toString('latin1'), message.bytes.toString('latin1'));
+    const verdict = await dkimverify(copy.data);
+    console.log(`dkimverify (keyless.test): ${verdict}`);
+    assert.equal(verdict, 'signature ok');
+  });
+
+  it('case 3: mixed recipients, split: the re-injected copy for the ordinary site is DKIM-signed by site-a.test', async () => {
+    const start = trafficCounts(topology);
+    const message = messageFromSiteA('dkim3', 'Bob <bob@site-b.test>, Carol <carol@keyless.test>');
+    const sent = await sendMail({
+      port: topology.ports.a.submission,
+      from: 'alice@site-a.test',
+      to: ['bob@site-b.test', 'carol@keyless.test'],
+      data: message.bytes,
+      mailParams: 'BODY=8BITMIME',
+    });
+    assert.equal(sent.final.code, 250, sent.final.text);
+    await topology.world.waitForCount(start.world + 1, DELIVERY_TIMEOUT_MS);
+    await topology.mailbox.waitForCount(start.mailbox + 1, DELIVERY_TIMEOUT_MS);
+    await settle();
+    assert.match(topology.siteA.postfix.readMaillog(), /postfix\/muse-reinject\/smtpd\[\d+\]: [0-9A-F]+: client=localhost\[127\.0\.0\.1\]/);
+
+    // carol's copy: re-injected, then signed by OpenDKIM after muse-milter let it through.
+    const outside = topology.world.messages.slice(start.world);
+    assert.equal(outside.length, 1);
+    const copy = outside[0];
+    assert.ok(copy !== undefined);
+    assert.deepEqual(copy.rcptTo, ['carol@keyless.test']);
+    assertSignedBySiteA(parseMessage(copy.data));
+    assert.equal(withoutTraceAndDkim(copy.data).toString('latin1'), message.bytes.toString('latin1'));
+    const verdict = await dkimverify(copy.data);
+    console.log(`dkimverify (re-injected copy for keyless.test): ${verdict}`);
+    assert.equal(verdict, 'signature ok');
+
+    // bob's copy: encrypted and signed on the wire, delivered at B with the signature renamed.
+    const crossed = topology.tap.messages.slice(start.tap);
+    assert.deepEqual(
+      crossed.map((attempt) => [attempt.rcptTo, attempt.reply?.code]),
+      [[['bob@site-b.test'], 250]],
+    );
+    assert.equal(await dkimverify((crossed[0] as (typeof crossed)[number]).data), 'signature ok');
+    const inbox = parseMessage((topology.mailbox.messages.at(-1) as (typeof topology.mailbox.messages)[number]).data);
+    assert.ok(inbox.body.equals(message.body), 'the delivered body differs from the original');
+    assert.deepEqual(fieldValues(inbox, 'DKIM-Signature'), []);
+    assert.equal(fieldValues(inbox, 'Muse-Original-DKIM-Signature').length, 1);
+  });
+});
