@@ -231,4 +231,33 @@ describe('e2e mail flow with OpenDKIM and OpenDMARC', () => {
     assert.deepEqual(fieldValues(inbox, 'DKIM-Signature'), []);
     assert.equal(fieldValues(inbox, 'Muse-Original-DKIM-Signature').length, 1);
   });
+  it('case 4: mixed recipients, split: the re-injected copy keeps the DSN and SMTPUTF8 parameters on MAIL and RCPT', async () => {
+    const start = trafficCounts(topology);
+    const message = messageFromSiteA('dsn4', 'Bob <bob@site-b.test>, Carol <carol@keyless.test>');
+    const sent = await sendMail({
+      port: topology.ports.a.submission,
+      from: 'alice@site-a.test',
+      to: ['bob@site-b.test', 'carol@keyless.test'],
+      data: message.bytes,
+      mailParams: 'BODY=8BITMIME SMTPUTF8 ENVID=abc123 RET=HDRS',
+      rcptParams: ['', 'NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;carol@keyless.test'],
+    });
+    assert.equal(sent.final.code, 250, sent.final.text);
+    await topology.world.waitForCount(start.world + 1, DELIVERY_TIMEOUT_MS);
+    await topology.mailbox.waitForCount(start.mailbox + 1, DELIVERY_TIMEOUT_MS);
+    await settle();
+    assert.match(topology.siteA.postfix.readMaillog(), /postfix\/muse-reinject\/smtpd\[\d+\]: [0-9A-F]+: client=localhost\[127\.0\.0\.1\]/);
+
+    // carol's copy went through the re-injection listener; Postfix A then relayed the parameters it was given to
+    // the world, which announces DSN and SMTPUTF8 (BODY is Postfix's own, for the 8-bit copy it relays).
+    const outside = topology.world.messages.slice(start.world);
+    assert.equal(outside.length, 1);
+    const copy = outside[0];
+    assert.ok(copy !== undefined);
+    console.log(`world sink saw: MAIL ${JSON.stringify(copy.mailParams)} RCPT ${JSON.stringify(copy.rcptParams)}`);
+    assert.equal(copy.mailFrom, 'alice@site-a.test');
+    assert.deepEqual(copy.rcptTo, ['carol@keyless.test']);
+    assert.equal(copy.mailParams, 'BODY=8BITMIME ENVID=abc123 RET=HDRS SMTPUTF8');
+    assert.deepEqual(copy.rcptParams, ['ORCPT=rfc822;carol@keyless.test NOTIFY=SUCCESS,FAILURE']);
+  });
 });

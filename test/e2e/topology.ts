@@ -441,7 +441,8 @@ async function startTopologyOn(options: TopologyOptions, ports: TopologyPorts): 
     teardown.add(() => dns.stop());
     const mailbox = await SmtpSink.start({ port: ports.mailbox, hostname: 'mailbox.site-b.test' });
     teardown.add(() => mailbox.close());
-    const world = await SmtpSink.start({ port: ports.world, hostname: 'world.test' });
+    // The world announces DSN, so Postfix passes the senders' DSN requests on and the tests can see them.
+    const world = await SmtpSink.start({ port: ports.world, hostname: 'world.test', dsn: true });
     teardown.add(() => world.close());
     const tap = await SmtpTap.start({ port: ports.tap, upstreamPort: ports.b.inbound });
     teardown.add(() => tap.close());

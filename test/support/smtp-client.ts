@@ -198,6 +198,8 @@ export interface SendMailOptions extends SmtpConnectOptions {
   readonly data: Uint8Array | string;
   /** Appended to MAIL FROM after a space, e.g. `BODY=8BITMIME` or `SMTPUTF8`. */
   readonly mailParams?: string;
+  /** Appended after a space to the RCPT TO of the recipient at the same index in {@link to}, e.g. `NOTIFY=NEVER`. */
+  readonly rcptParams?: readonly string[];
 }
 
 /** A command and the reply it got; the content is shown as `(content)`. */
@@ -243,8 +245,9 @@ export async function sendMail(options: SendMailOptions): Promise<SendMailResult
     if (!ok(mail)) return await done(mail);
     let last = mail;
     let anyRecipient = false;
-    for (const recipient of options.to) {
-      last = await step(`RCPT TO:<${recipient}>`);
+    for (const [index, recipient] of options.to.entries()) {
+      const rcptParams = options.rcptParams?.[index];
+      last = await step(`RCPT TO:<${recipient}>${rcptParams === undefined || rcptParams === '' ? '' : ` ${rcptParams}`}`);
       anyRecipient ||= ok(last);
     }
     if (!anyRecipient) return await done(last);
