@@ -3,10 +3,14 @@
  * says: site A's muse-milter, then OpenDKIM signing; site B's OpenDKIM verifying and OpenDMARC, then muse-milter.
  * Checks what the verifiers concluded (Authentication-Results), what python3-dkim's dkimverify says of the bytes
  * on the wire and of what was delivered, and that mail to an ordinary site leaves as it arrived, with only the
- * trace field and the DKIM signature added. Fails, never skips, when a program cannot start.
+ * trace field and the DKIM signature added. Then, in a second topology, a forward: site B's alias for an address
+ * at site A, with the second pass of examples/postfix/forwarding.cf, sends the message on encrypted to site A.
+ * Fails, never skips, when a program cannot start.
  *
  * Ports: picked free by the kernel for each run (test/e2e/topology.ts).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { runCommand } from '../support/processes.ts';
@@ -14,7 +18,7 @@ import { sendMail } from '../support/smtp-client.ts';
 import { passResult, trafficCounts, waitForEmptyQueue } from './checks.ts';
 import { DKIM_SELECTOR } from './dkim-milters.ts';
 import { fieldValues, messageFromSiteA, parseMessage, type ParsedMessage } from './mail.ts';
-import { DOMAINS, startTopology, type DkimMilters, type Topology } from './topology.ts';
+import { DOMAINS, FORWARD_TARGET, FORWARDED_ALIAS, startTopology, type DkimMilters, type Topology } from './topology.ts';
 
 /** Bound on one message crossing both sites. */
 const DELIVERY_TIMEOUT_MS = 30_000;
@@ -259,5 +263,55 @@ describe('e2e mail flow with OpenDKIM and OpenDMARC', () => {
     assert.deepEqual(copy.rcptTo, ['carol@keyless.test']);
     assert.equal(copy.mailParams, 'BODY=8BITMIME ENVID=abc123 RET=HDRS SMTPUTF8');
     assert.deepEqual(copy.rcptParams, ['ORCPT=rfc822;carol@keyless.test NOTIFY=SUCCESS,FAILURE']);
+  });
+});
+
+describe('e2e forwarding with the second pass of examples/postfix/forwarding.cf', () => {
+  let forwarding: Topology;
+
+  before(async () => {
+    forwarding = await startTopology({ forwarding: true });
+  });
+
+  after(async () => {
+    await forwarding?.stop();
+  });
+
+  it('case 5: A to an alias at B that forwards to site A: the copy B sends on is encrypted to site A, no clear text', async () => {
+    const start = trafficCounts(forwarding);
+    const message = messageFromSiteA('fwd5', `List <${FORWARDED_ALIAS}>`);
+    const sent = await sendMail({
+      port: forwarding.ports.a.submission,
+      from: 'alice@site-a.test',
+      to: [FORWARDED_ALIAS],
+      data: message.bytes,
+      mailParams: 'BODY=8BITMIME',
+    });
+    assert.equal(sent.final.code, 250, sent.final.text);
+    await forwarding.world.waitForCount(start.world + 1, DELIVERY_TIMEOUT_MS);
+    await waitForEmptyQueue(forwarding.siteA.postfix, DELIVERY_TIMEOUT_MS);
+    await waitForEmptyQueue(forwarding.siteB.postfix, DELIVERY_TIMEOUT_MS);
+
+    // A to B: encrypted for site B, addressed to the alias.
+    const crossed = forwarding.tap.messages.slice(start.tap);
+    assert.deepEqual(
+      crossed.map((attempt) => [attempt.rcptTo, attempt.reply?.code]),
+      [[[FORWARDED_ALIAS], 250]],
+    );
+    // B to site A, after the alias expanded and the second pass ran: encrypted again, for site A.
+    assert.equal(forwarding.mailbox.messages.length, start.mailbox);
+    const onward = forwarding.world.messages.slice(start.world);
+    assert.equal(onward.length, 1);
+    const copy = onward[0];
+    assert.ok(copy !== undefined);
+    assert.deepEqual(copy.rcptTo, [FORWARD_TARGET]);
+    const outer = parseMessage(copy.data);
+    assert.match(fieldValues(outer, 'Content-Type')[0] ?? '', /^multipart\/encrypted;/);
+    assert.ok(!copy.data.includes(message.body), 'the original body is on the wire in clear');
+    const secret = /secret token \S+/.exec(message.body.toString('latin1'))?.[0] ?? '';
+    assert.notEqual(secret, '');
+    assert.ok(!copy.data.includes(secret), 'the secret token is on the wire in clear');
+    assert.match(forwarding.siteB.postfix.readMaillog(), /postfix\/muse-second-pass\/smtpd\[\d+\]: [0-9A-F]+: client=localhost\[127\.0\.0\.1\]/);
+    assert.doesNotMatch(readFileSync(join(forwarding.siteB.dataDir, 'milter.log'), 'utf8'), /a message this site decrypted leaves again in clear/);
   });
 });

@@ -29,6 +29,10 @@
  * services; on B's INBOUND listener OpenDKIM verifies and OpenDMARC judges before muse-milter B; site-a.test
  * publishes the DKIM key and a `_dmarc` record with p=reject (test/e2e/dkim-milters.ts).
  *
+ * With `forwarding` (examples/postfix/forwarding.cf): site B expands list@site-b.test to carol@site-a.test
+ * (virtual_alias_maps), its INBOUND listener hands every message to the second pass (muse-milter as ORIGINATING on
+ * a loopback smtpd), and it sends site-a.test mail to the world sink.
+ *
  * Instance directories live under /var/lib/muse-test (test/support/instance-dir.ts); {@link Topology.stop}
  * removes them, and an exit hook kills everything if a test file dies first.
  */
@@ -65,6 +69,8 @@ export interface SitePorts {
   readonly submission: number;
   readonly inbound: number;
   readonly reinject: number;
+  /** The second pass of examples/postfix/forwarding.cf (used with {@link TopologyOptions.forwarding}). */
+  readonly forward: number;
   readonly milter: number;
   readonly metrics: number;
 }
@@ -93,6 +99,7 @@ export async function allocateTopologyPorts(): Promise<TopologyPorts> {
     submission: await tcp(),
     inbound: await tcp(),
     reinject: await tcp(),
+    forward: await tcp(),
     milter: await tcp(),
     metrics: await tcp(),
   });
@@ -137,7 +144,18 @@ export interface TopologyOptions {
    * muse-milter). site-a.test publishes the DKIM key and `_dmarc` with p=reject.
    */
   readonly dkim?: boolean;
+  /**
+   * Site B forwards: virtual_alias_maps turns {@link FORWARDED_ALIAS} into {@link FORWARD_TARGET}, its INBOUND
+   * listener and master.cf take examples/postfix/forwarding.cf (the second pass), and it sends site-a.test mail
+   * to the world sink.
+   */
+  readonly forwarding?: boolean;
 }
+
+/** The address site B forwards with {@link TopologyOptions.forwarding}. */
+export const FORWARDED_ALIAS = 'list@site-b.test';
+/** Where {@link FORWARDED_ALIAS} goes: a site that publishes a key. */
+export const FORWARD_TARGET = 'carol@site-a.test';
 
 /** The DKIM and DMARC daemons of a topology started with {@link TopologyOptions.dkim}. */
 export interface DkimMilters {
@@ -298,6 +316,7 @@ function startSitePostfix(
   ports: SitePorts,
   routing: Readonly<Record<string, string>>,
   dkim?: DkimRole,
+  forwarding = false,
 ): Promise<PostfixInstance> {
   const mainCf = mainCfSettings(fillPlaceholders(readExample('postfix/main.cf'), {}, 'examples/postfix/main.cf'));
   // The example names the unix socket inside Debian's Postfix jail; the topology's milters listen on loopback ports.
@@ -326,6 +345,11 @@ function startSitePostfix(
     REINJECT_PORT: String(ports.reinject),
   };
   const masterLines = masterCfLines(fillPlaceholders(readExample('postfix/master.cf'), masterValues, 'examples/postfix/master.cf'));
+  if (forwarding) {
+    // forwarding.cf step 1: the INBOUND listener hands every message to the second pass.
+    inboundOptions.push(`  -o content_filter=muse-forward:[127.0.0.1]:${ports.forward}`);
+    masterLines.push(...masterCfLines(fillPlaceholders(readExample('postfix/forwarding.cf'), { FORWARD_PORT: String(ports.forward) }, 'examples/postfix/forwarding.cf')));
+  }
   if (inboundOptions.length > 0) {
     const inbound = masterLines.findIndex((line) => line.startsWith(`${masterValues.INBOUND_PORT} `));
     if (inbound < 0) throw new HarnessError('INVALID_ARGUMENT', 'examples/postfix/master.cf: no INBOUND listener');
@@ -469,7 +493,13 @@ async function startTopologyOn(options: TopologyOptions, ports: TopologyPorts): 
       startSitePostfix(DOMAINS.siteB, ports.b, {
         relay_domains: DOMAINS.siteB,
         transport_maps: `inline:{ ${DOMAINS.siteB}=smtp:[127.0.0.1]:${ports.mailbox} }`,
-      }, options.dkim === true ? { role: 'verify', ports } : undefined).then((postfix) => started(postfix, () => postfix.stop())),
+        ...(options.forwarding === true
+          ? {
+              virtual_alias_maps: `inline:{ ${FORWARDED_ALIAS}=${FORWARD_TARGET} }`,
+              transport_maps: `inline:{ ${DOMAINS.siteB}=smtp:[127.0.0.1]:${ports.mailbox}, ${DOMAINS.siteA}=smtp:[127.0.0.1]:${ports.world} }`,
+            }
+          : {}),
+      }, options.dkim === true ? { role: 'verify', ports } : undefined, options.forwarding === true).then((postfix) => started(postfix, () => postfix.stop())),
       (options.sendmail === true ? startSendmail(ports) : Promise.resolve(undefined)).then((sendmail) => started(sendmail, async () => sendmail?.stop())),
       a.files.milter.start().then(() => started(undefined, () => a.files.milter.stop())),
       b.files.milter.start().then(() => started(undefined, () => b.files.milter.stop())),
