@@ -31,7 +31,7 @@
  *
  * With `forwarding` (examples/postfix/forwarding.cf): site B expands list@site-b.test to carol@site-a.test
  * (virtual_alias_maps), its INBOUND listener hands every message to the second pass (muse-milter as ORIGINATING on
- * a loopback smtpd), and it sends site-a.test mail to the world sink.
+ * a loopback smtpd), and it sends site-a.test mail to the world sink; site-a.test publishes p=enforce.
  *
  * Instance directories live under /var/lib/muse-test (test/support/instance-dir.ts); {@link Topology.stop}
  * removes them, and an exit hook kills everything if a test file dies first.
@@ -272,11 +272,18 @@ class Teardown {
 }
 
 /** Writes site files and the milter configuration (examples/muse.yaml); returns the site's key facts. */
-async function prepareSite(workDir: string, label: string, domain: string, ports: SitePorts, dnsPort: number) {
+async function prepareSite(
+  workDir: string,
+  label: string,
+  domain: string,
+  ports: SitePorts,
+  dnsPort: number,
+  policy: 'opportunistic' | 'enforce' = 'opportunistic',
+) {
   const dataDir = join(workDir, label);
   mkdirSync(dataDir, { mode: 0o700 });
   const keyDir = join(dataDir, 'keys');
-  const zone = await genkey(domain, keyDir, 'opportunistic');
+  const zone = await genkey(domain, keyDir, policy);
   const privateKeyPath = join(keyDir, `${domain}.private.asc`);
   const key = await loadSitePrivateKey(privateKeyPath, 'refuse');
   const configPath = join(dataDir, 'muse.yaml');
@@ -445,7 +452,8 @@ async function startTopologyOn(options: TopologyOptions, ports: TopologyPorts): 
   try {
     const dkimDir = join(workDir, 'dkim');
     const [a, b, bogusZone, dkimKey] = await Promise.all([
-      prepareSite(workDir, 'site-a', DOMAINS.siteA, ports.a, ports.unbound),
+      // A forward to site A must stay encrypted: there site A says so in DNS (p=enforce).
+      prepareSite(workDir, 'site-a', DOMAINS.siteA, ports.a, ports.unbound, options.forwarding === true ? 'enforce' : 'opportunistic'),
       prepareSite(workDir, 'site-b', DOMAINS.siteB, ports.b, ports.unbound),
       genkey(DOMAINS.bogus, join(workDir, 'bogus-keys'), 'opportunistic'),
       options.dkim === true ? makeDkimKey(DOMAINS.siteA, dkimDir) : Promise.resolve(undefined),
