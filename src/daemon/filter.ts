@@ -18,7 +18,8 @@ import {
 import { messageLine } from '../log/index.ts';
 import type { Direction } from './direction.ts';
 import { failureVerdict } from './failure-actions.ts';
-import { forgedFieldsRemoval, ownFieldsRemovalOutbound, processInbound } from './inbound-message.ts';
+import { processInbound } from './inbound-message.ts';
+import { ownFieldsRemoval } from './own-fields.ts';
 import type { DomainKeys } from './key-service.ts';
 import { groupOf } from './message-plan.ts';
 import { encryptedToSiteKey, misdirectionWarning } from './misdirected.ts';
@@ -249,7 +250,7 @@ class MuseHandler implements MilterHandler {
           const protectedRecipient = state.direction === 'outbound' && (await hasProtectedRecipient(runtime, state.lookups));
           const outcomeOf = failureVerdict('oversize', runtime.config.actions.oversize, protectedRecipient);
           const accepted = outcomeOf.applied === 'accept';
-          const modifications = accepted && state.direction === 'inbound' ? forgedFieldsRemoval(runtime, headers) : [];
+          const modifications = accepted && state.direction === 'inbound' ? ownFieldsRemoval(runtime, headers, 'inbound') : [];
           outcome = { result: { verdict: outcomeOf.verdict, modifications }, action: accepted ? 'unchanged' : outcomeOf.applied, reason: `message of ${size} bytes exceeds limits.maxMessageSize`, keys: [], dnssec: undefined };
         } else if (
           state.direction === 'outbound' &&
@@ -267,12 +268,12 @@ class MuseHandler implements MilterHandler {
       }
     } catch (error) {
       const outcomeOf = failureVerdict('internalError', runtime.config.actions.internalError, true);
-      const modifications = outcomeOf.applied === 'accept' && state.direction === 'inbound' ? forgedFieldsRemoval(runtime, headers) : [];
+      const modifications = outcomeOf.applied === 'accept' && state.direction === 'inbound' ? ownFieldsRemoval(runtime, headers, 'inbound') : [];
       outcome = { result: { verdict: outcomeOf.verdict, modifications }, action: outcomeOf.applied, reason: `internal error: ${(error as Error).message}`, keys: [], dnssec: undefined };
       ctx.log.error('message processing failed', { error: (error as Error).message, stack: (error as Error).stack });
     }
     // Outbound mail (a re-injected copy included) may be delivered here too: our verdict fields go from it as well.
-    if (state.direction === 'outbound') strip.push(...ownFieldsRemovalOutbound(runtime, headers));
+    if (state.direction === 'outbound') strip.push(...ownFieldsRemoval(runtime, headers, 'outbound'));
     if (observesOnly(runtime)) outcome = observed(outcome);
     const keeps = outcome.result.verdict.kind === 'continue' || outcome.result.verdict.kind === 'accept';
     const result: EndOfMessageResult = keeps && strip.length > 0 && !observesOnly(runtime) ? { ...outcome.result, modifications: [...strip, ...(outcome.result.modifications ?? [])] } : outcome.result;

@@ -5,8 +5,9 @@
  * encryption or signature is broken is never silently altered or dropped.
  */
 import { addHeader, CONTINUE, deleteHeader, replaceBody, type Modification } from '../../milter/src/index.ts';
-import { forgedFieldDeletions, openInbound, type HeaderField } from '../engine/index.ts';
+import { openInbound, type HeaderField } from '../engine/index.ts';
 import { failureVerdict } from './failure-actions.ts';
+import { ownFieldsRemoval } from './own-fields.ts';
 import { editsToModifications } from './header-edits.ts';
 import type { MessageOutcome } from './outbound-message.ts';
 import { disposingChunks } from './output-body.ts';
@@ -17,14 +18,6 @@ export interface InboundMessage {
   headers: readonly HeaderField[];
   body: () => AsyncIterable<Buffer>;
   signal: AbortSignal;
-}
-
-/**
- * Removes what only a forger could have put on an inbound message (our `x-muse` results, our fields): applied to
- * every inbound message that is let through, however it is delivered, even as received.
- */
-export function forgedFieldsRemoval(runtime: Runtime, headers: readonly HeaderField[]): Modification[] {
-  return editsToModifications(forgedFieldDeletions(headers, runtime.config.inbound.authservId));
 }
 
 /** The name under which a DKIM-Signature that no longer matches the delivered message is kept. */
@@ -42,15 +35,6 @@ export function retireDkimSignatures(headers: readonly HeaderField[]): Modificat
   // The last first, so each index still names the field it meant.
   const deletions = values.map((_, i) => deleteHeader('DKIM-Signature', values.length - i));
   return [...deletions, ...values.map((value) => addHeader(ORIGINAL_DKIM_FIELD, value))];
-}
-
-/**
- * Removes our `x-muse` results and `Muse-Unverified-*` fields from outbound mail. Mail a user of this site sends to
- * a colleague is outbound, yet it is delivered here, where readers trust results under our authserv-id; and no
- * other site should receive a verdict we never gave. `Muse-Protection` stays for the outbound side, which writes it.
- */
-export function ownFieldsRemovalOutbound(runtime: Runtime, headers: readonly HeaderField[]): Modification[] {
-  return editsToModifications(forgedFieldDeletions(headers, runtime.config.inbound.authservId, { protection: false }));
 }
 
 /** Processes one inbound message at end of message. */
@@ -72,7 +56,7 @@ export async function processInbound(runtime: Runtime, message: InboundMessage):
     decryptionSlots: runtime.decryptionSlots,
     now: runtime.now,
   });
-  const forged = (): Modification[] => forgedFieldsRemoval(runtime, message.headers);
+  const forged = (): Modification[] => ownFieldsRemoval(runtime, message.headers, 'inbound');
   if (result.kind === 'annotated' && result.verdict.result === 'temperror') {
     // The sending site's key could not be looked up. Deferring lets the MTA retry once DNS answers, and the message
     // is then opened and verified; `accept` delivers it as received (still encrypted) with the temperror result.

@@ -56,7 +56,10 @@ export interface MessageOutcome {
  * key-service.ts), so it is deferred rather than sent in clear; reply texts do not name it (recipient-policy.ts).
  */
 export function recipientDomain(recipient: string, siteDomain: string): string {
-  return envelopeDomain(recipient, siteDomain) ?? envelopeAddress(recipient).slice(envelopeAddress(recipient).lastIndexOf('@') + 1).toLowerCase();
+  const normalised = envelopeDomain(recipient, siteDomain);
+  if (normalised !== null) return normalised;
+  const address = envelopeAddress(recipient);
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 }
 
 /** Whether a domain must never receive clear text: required by the administrator or the site, or pinned. */

@@ -100,26 +100,24 @@ function withoutTraceAndDkim(data: Buffer): Buffer {
 }
 
 /** Waits until both sites' queues are empty, so every copy has arrived. */
-async function settle(): Promise<void> {
-  await waitForEmptyQueue(topology.siteA.postfix, DELIVERY_TIMEOUT_MS);
-  await waitForEmptyQueue(topology.siteB.postfix, DELIVERY_TIMEOUT_MS);
+async function settle(on: Topology = topology): Promise<void> {
+  await waitForEmptyQueue(on.siteA.postfix, DELIVERY_TIMEOUT_MS);
+  await waitForEmptyQueue(on.siteB.postfix, DELIVERY_TIMEOUT_MS);
+}
+
+/** Submits `data` at site A (alice@site-a.test, 8BITMIME unless `mailParams` says more) and expects it queued. */
+async function submitAtA(on: Topology, to: string[], data: Buffer, params: { mailParams?: string; rcptParams?: string[] } = {}): Promise<void> {
+  const sent = await sendMail({ port: on.ports.a.submission, from: 'alice@site-a.test', to, data, mailParams: params.mailParams ?? 'BODY=8BITMIME', ...(params.rcptParams === undefined ? {} : { rcptParams: params.rcptParams }) });
+  assert.equal(sent.final.code, 250, sent.final.text);
 }
 
 describe('e2e mail flow with OpenDKIM and OpenDMARC', () => {
   it('case 1: A to B: DKIM-signed on the wire, dkim=pass, dmarc=pass and x-muse=pass at B, the signature retired', async () => {
     const start = trafficCounts(topology);
     const message = messageFromSiteA('dkim1', 'Bob Example <bob@site-b.test>');
-    const sent = await sendMail({
-      port: topology.ports.a.submission,
-      from: 'alice@site-a.test',
-      to: ['bob@site-b.test'],
-      data: message.bytes,
-      mailParams: 'BODY=8BITMIME',
-    });
-    assert.equal(sent.final.code, 250, sent.final.text);
+    await submitAtA(topology, ['bob@site-b.test'], message.bytes);
     const delivered = await topology.mailbox.waitForCount(start.mailbox + 1, DELIVERY_TIMEOUT_MS);
-    await waitForEmptyQueue(topology.siteA.postfix, DELIVERY_TIMEOUT_MS);
-    await waitForEmptyQueue(topology.siteB.postfix, DELIVERY_TIMEOUT_MS);
+    await settle();
 
     // On the wire: the encrypted message, signed by site-a.test, and the signature holds.
     const crossed = topology.tap.messages.slice(start.tap);
@@ -172,14 +170,7 @@ describe('e2e mail flow with OpenDKIM and OpenDMARC', () => {
   it('case 2: A to an ordinary site: the message leaves as it arrived, plus Received and a valid DKIM-Signature', async () => {
     const start = trafficCounts(topology);
     const message = messageFromSiteA('dkim2', 'Carol <carol@keyless.test>');
-    const sent = await sendMail({
-      port: topology.ports.a.submission,
-      from: 'alice@site-a.test',
-      to: ['carol@keyless.test'],
-      data: message.bytes,
-      mailParams: 'BODY=8BITMIME',
-    });
-    assert.equal(sent.final.code, 250, sent.final.text);
+    await submitAtA(topology, ['carol@keyless.test'], message.bytes);
     const world = await topology.world.waitForCount(start.world + 1, DELIVERY_TIMEOUT_MS);
     await settle();
     assert.equal(topology.world.messages.length, start.world + 1);
@@ -199,14 +190,7 @@ describe('e2e mail flow with OpenDKIM and OpenDMARC', () => {
   it('case 3: mixed recipients, split: the re-injected copy for the ordinary site is DKIM-signed by site-a.test', async () => {
     const start = trafficCounts(topology);
     const message = messageFromSiteA('dkim3', 'Bob <bob@site-b.test>, Carol <carol@keyless.test>');
-    const sent = await sendMail({
-      port: topology.ports.a.submission,
-      from: 'alice@site-a.test',
-      to: ['bob@site-b.test', 'carol@keyless.test'],
-      data: message.bytes,
-      mailParams: 'BODY=8BITMIME',
-    });
-    assert.equal(sent.final.code, 250, sent.final.text);
+    await submitAtA(topology, ['bob@site-b.test', 'carol@keyless.test'], message.bytes);
     await topology.world.waitForCount(start.world + 1, DELIVERY_TIMEOUT_MS);
     await topology.mailbox.waitForCount(start.mailbox + 1, DELIVERY_TIMEOUT_MS);
     await settle();
@@ -239,15 +223,7 @@ describe('e2e mail flow with OpenDKIM and OpenDMARC', () => {
   it('case 4: mixed recipients, split: the re-injected copy keeps the DSN and SMTPUTF8 parameters on MAIL and RCPT', async () => {
     const start = trafficCounts(topology);
     const message = messageFromSiteA('dsn4', 'Bob <bob@site-b.test>, Carol <carol@keyless.test>');
-    const sent = await sendMail({
-      port: topology.ports.a.submission,
-      from: 'alice@site-a.test',
-      to: ['bob@site-b.test', 'carol@keyless.test'],
-      data: message.bytes,
-      mailParams: 'BODY=8BITMIME SMTPUTF8 ENVID=abc123 RET=HDRS',
-      rcptParams: ['', 'NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;carol@keyless.test'],
-    });
-    assert.equal(sent.final.code, 250, sent.final.text);
+    await submitAtA(topology, ['bob@site-b.test', 'carol@keyless.test'], message.bytes, { mailParams: 'BODY=8BITMIME SMTPUTF8 ENVID=abc123 RET=HDRS', rcptParams: ['', 'NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;carol@keyless.test'] });
     await topology.world.waitForCount(start.world + 1, DELIVERY_TIMEOUT_MS);
     await topology.mailbox.waitForCount(start.mailbox + 1, DELIVERY_TIMEOUT_MS);
     await settle();
@@ -285,17 +261,9 @@ describe('e2e forwarding with the second pass of examples/postfix/forwarding.cf'
   it('case 5: A to an alias at B that forwards to site A: the copy B sends on is encrypted to site A, no clear text', async () => {
     const start = trafficCounts(forwarding);
     const message = messageFromSiteA('fwd5', `List <${FORWARDED_ALIAS}>`);
-    const sent = await sendMail({
-      port: forwarding.ports.a.submission,
-      from: 'alice@site-a.test',
-      to: [FORWARDED_ALIAS],
-      data: message.bytes,
-      mailParams: 'BODY=8BITMIME',
-    });
-    assert.equal(sent.final.code, 250, sent.final.text);
+    await submitAtA(forwarding, [FORWARDED_ALIAS], message.bytes);
     await forwarding.world.waitForCount(start.world + 1, DELIVERY_TIMEOUT_MS);
-    await waitForEmptyQueue(forwarding.siteA.postfix, DELIVERY_TIMEOUT_MS);
-    await waitForEmptyQueue(forwarding.siteB.postfix, DELIVERY_TIMEOUT_MS);
+    await settle(forwarding);
 
     // A to B: encrypted for site B, addressed to the alias.
     const crossed = forwarding.tap.messages.slice(start.tap);
