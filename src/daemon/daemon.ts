@@ -71,6 +71,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const account: RunAccount | undefined = process.geteuid?.() === 0 ? await resolveRunAccount(config) : undefined;
   const before = account === undefined ? undefined : await preexistingDirectories(config);
   let runtime = await buildRuntime(config, { metrics, log: logger });
+  // A reload keeps the same slots (build-runtime.ts), so the gauges follow the one object for the daemon's life.
+  metrics?.watchDecryptions(runtime.decryptionSlots);
   const address = parseMilterAddress(config.milter.listen);
   const socketGroup = address.kind === 'unix' ? await chooseSocketGroup(config.milter.socketGroup, { user: config.user, group: config.group }) : undefined;
   // Message bodies and encrypted output spilled by a process that crashed are clear text nobody will read again:

@@ -27,6 +27,17 @@ export interface MuseMetrics {
   readonly milterConnections: Gauge;
   /** `muse_config_reloads_total{result="success|failure"}`. */
   readonly configReloads: Counter<'result'>;
+  /**
+   * Makes `muse_decryptions_running` and `muse_decryptions_waiting` report `slots` (read when scraped). Under a
+   * flood of costly messages these show the queue that `limits.maxConcurrentDecryptions` holds back.
+   */
+  watchDecryptions(slots: DecryptionSlotCounts): void;
+}
+
+/** What the decryption gauges read: the engine's `Slots` (src/engine/slots.ts), or anything counting the same way. */
+export interface DecryptionSlotCounts {
+  readonly active: number;
+  readonly queued: number;
 }
 
 /** Options of {@link createMetrics}. */
@@ -39,6 +50,7 @@ export interface MetricsOptions {
 export function createMetrics(options: MetricsOptions = {}): MuseMetrics {
   const registry = new Registry();
   const registers = [registry];
+  let slots: DecryptionSlotCounts = { active: 0, queued: 0 };
   const metrics: MuseMetrics = {
     registry,
     messages: new Counter({ name: 'muse_messages_total', help: 'Messages handled, by direction and action taken.', labelNames: ['direction', 'action'], registers }),
@@ -48,7 +60,12 @@ export function createMetrics(options: MetricsOptions = {}): MuseMetrics {
     messagesInFlight: new Gauge({ name: 'muse_messages_in_flight', help: 'Messages being processed now.', registers }),
     milterConnections: new Gauge({ name: 'muse_milter_connections', help: 'Open milter connections from the MTA.', registers }),
     configReloads: new Counter({ name: 'muse_config_reloads_total', help: 'Configuration reloads, by result.', labelNames: ['result'], registers }),
+    watchDecryptions(counts) {
+      slots = counts;
+    },
   };
+  new Gauge({ name: 'muse_decryptions_running', help: 'Inbound decryptions running now (at most limits.maxConcurrentDecryptions).', registers, collect() { this.set(slots.active); } });
+  new Gauge({ name: 'muse_decryptions_waiting', help: 'Inbound decryptions waiting for a free slot.', registers, collect() { this.set(slots.queued); } });
   // Series with a fixed label set start at zero, so rate() and alerts work before the first event.
   for (const result of ['hit', 'miss']) metrics.dnsCacheRequests.inc({ result }, 0);
   for (const result of ['success', 'failure']) metrics.configReloads.inc({ result }, 0);

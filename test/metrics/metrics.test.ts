@@ -2,6 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { Slots } from '../../src/engine/slots.ts';
 import { createMetrics, MetricsAddressError, parseLoopbackAddress, startMetricsServer, type MetricsServer } from '../../src/metrics/index.ts';
 
 /** Bound on one HTTP exchange with the local endpoint. */
@@ -51,6 +52,7 @@ describe('metrics endpoint', () => {
     metrics.messagesInFlight.dec();
     metrics.milterConnections.set(4);
     metrics.configReloads.inc({ result: 'success' });
+    metrics.watchDecryptions({ active: 2, queued: 5 });
 
     const reply = await fetchLocal(server, '/metrics');
     assert.equal(reply.status, 200);
@@ -110,6 +112,12 @@ describe('metrics endpoint', () => {
       '# TYPE muse_config_reloads_total counter',
       'muse_config_reloads_total{result="success"} 1',
       'muse_config_reloads_total{result="failure"} 0',
+      '# HELP muse_decryptions_running Inbound decryptions running now (at most limits.maxConcurrentDecryptions).',
+      '# TYPE muse_decryptions_running gauge',
+      'muse_decryptions_running 2',
+      '# HELP muse_decryptions_waiting Inbound decryptions waiting for a free slot.',
+      '# TYPE muse_decryptions_waiting gauge',
+      'muse_decryptions_waiting 5',
     ]);
     // prom-client's process metrics come along.
     assert.match(reply.body, /^process_cpu_user_seconds_total \d/m);
@@ -135,8 +143,29 @@ describe('metrics endpoint', () => {
         'muse_milter_connections 0',
         'muse_config_reloads_total{result="success"} 0',
         'muse_config_reloads_total{result="failure"} 0',
+        'muse_decryptions_running 0',
+        'muse_decryptions_waiting 0',
       ],
     );
+  });
+
+  it('reads the decryption slots when scraped: running and waiting follow the queue', async (t) => {
+    const metrics = createMetrics({ processMetrics: false });
+    const server = await startMetricsServer(metrics.registry, '127.0.0.1:0');
+    t.after(() => server.close());
+    const slots = new Slots(1);
+    metrics.watchDecryptions(slots);
+    const gauges = async (): Promise<string[]> => museLines((await fetchLocal(server, '/metrics')).body).filter((line) => line.startsWith('muse_decryptions_'));
+    let release = (): void => {};
+    let started = (): void => {};
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const first = slots.run(() => new Promise<void>((resolve) => { release = resolve; started(); }));
+    const second = slots.run(async () => {});
+    await running;
+    assert.deepEqual(await gauges(), ['muse_decryptions_running 1', 'muse_decryptions_waiting 1']);
+    release();
+    await Promise.all([first, second]);
+    assert.deepEqual(await gauges(), ['muse_decryptions_running 0', 'muse_decryptions_waiting 0']);
   });
 
   it('answers 404 for other paths, 405 for other methods, and HEAD without a body', async (t) => {
