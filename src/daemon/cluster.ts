@@ -26,6 +26,7 @@ import { createLogger, type MuseLogger } from '../log/index.ts';
 import { clusterRegistry, startMetricsServer, type MetricsServer } from '../metrics/index.ts';
 import { openPinDirectory } from '../pins/index.ts';
 import type { Daemon } from './daemon.ts';
+import { removePidFile, writePidFile } from './pid-file.ts';
 import { PinRelayPrimary, type PinRelayPeer } from './pin-relay-primary.ts';
 import { PinRelayWorker } from './pin-relay-worker.ts';
 
@@ -212,6 +213,8 @@ export async function startPrimary(config: Config, count: number): Promise<Prima
   try {
     for (let number = 1; number <= count; number++) milterAddress = await startWorker(number);
     if (config.metrics.enabled) metricsServer = await startMetricsServer(clusterRegistry(), config.metrics.listen);
+    // The primary is the process to signal: it relays SIGHUP and SIGTERM to every worker (workers write none).
+    if (config.pidFile !== undefined) await writePidFile(config.pidFile);
   } catch (error) {
     stop();
     await stopped;
@@ -233,6 +236,7 @@ export async function startPrimary(config: Config, count: number): Promise<Prima
     // A pin reported by a worker that has gone since is still written before the process ends.
     await pins.settled();
     await metricsServer?.close();
+    if (config.pidFile !== undefined) await removePidFile(config.pidFile);
     logger.info('muse-milter stopped', { clean: wasClean });
     await logger.close();
     return wasClean;

@@ -8,7 +8,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MilterClient, type EndOfMessageReply, type Transaction } from '../../milter/src/index.ts';
@@ -88,6 +89,7 @@ before(async () => {
       `  listen: unix:${join(dir, 'muse.sock')}`,
       '  workers: 2',
       '  shutdownTimeout: 20s',
+      'pidFile: muse.pid',
       'dns:',
       `  servers: [${dns.address}]`,
       'metrics:',
@@ -147,6 +149,10 @@ describe('milter.workers: 2', () => {
     assert.equal(line?.split(' ').at(-1), String(MESSAGES), line);
   });
 
+  it('writes the primary\'s pid to pidFile: the process that relays signals to the workers', async () => {
+    assert.equal(await readFile(join(dir, 'muse.pid'), 'utf8'), `${muse.pid}\n`);
+  });
+
   it('drains a message in progress on SIGTERM to the primary, then exits 0', async () => {
     const message = transaction(99);
     const client = await MilterClient.connect(address, { replyTimeout: 30_000 });
@@ -171,6 +177,7 @@ describe('milter.workers: 2', () => {
 
     const status = await Promise.race([muse.exited, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 30_000))]);
     assert.deepEqual(status, { code: 0, signal: null }, muse.output());
+    assert.equal(existsSync(join(dir, 'muse.pid')), false, 'pid file removed');
     const stopped = logLines().filter((line) => line.message === 'muse-milter stopped');
     assert.deepEqual(stopped.map((line) => line.role ?? `worker ${String(line.worker)}`).sort(), ['primary', 'worker 1', 'worker 2']);
   });
