@@ -14,6 +14,7 @@ import type { MuseLogger } from '../log/index.ts';
 import { isWorker, pinRelayToPrimary } from './cluster.ts';
 import { loadSiteKeys, readOrCreateSecret } from './key-files.ts';
 import { KeyService } from './key-service.ts';
+import { warnWhenPinStoreFull } from './pin-store-full.ts';
 import { ReinjectionLedger } from './reinjection-ledger.ts';
 import { directionFor, policySettings, smtpSubmit, type Runtime } from './runtime.ts';
 
@@ -86,7 +87,7 @@ async function createKeyService(config: Config, deps: RuntimeDependencies, now: 
   if (config.pins.enabled) {
     const directory = config.pins.directory as string;
     // Several worker processes: the primary is the one writer of the store, each worker keeps a copy.
-    pins = isWorker() ? await pinRelayToPrimary(deps.log).open(directory) : await openPinDirectory(directory);
+    pins = isWorker() ? await pinRelayToPrimary(deps.log).open(directory) : await openPinDirectory(directory, { onFull: warnWhenPinStoreFull(deps.log, directory) });
   }
   return new KeyService(createSiteKeyFinder(resolver), pins, now, {
     lookupDone(_domain, seconds, cached) {

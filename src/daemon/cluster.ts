@@ -29,6 +29,7 @@ import type { Daemon } from './daemon.ts';
 import { removePidFile, writePidFile } from './pid-file.ts';
 import { PinRelayPrimary, type PinRelayPeer } from './pin-relay-primary.ts';
 import { PinRelayWorker } from './pin-relay-worker.ts';
+import { warnWhenPinStoreFull } from './pin-store-full.ts';
 
 /** What the primary tells a worker. */
 type PrimaryMessage = { readonly muse: 'reload' } | { readonly muse: 'stop' };
@@ -155,7 +156,7 @@ export async function startPrimary(config: Config, count: number): Promise<Prima
   const peerOf = (number: number, worker: Worker): PinRelayPeer => ({ worker: number, send: (message) => sendTo(worker, message) });
   const pins = new PinRelayPrimary({
     directory: config.pins.directory as string,
-    open: (directory) => openPinDirectory(directory),
+    open: (directory) => openPinDirectory(directory, { onFull: warnWhenPinStoreFull(logger, directory) }),
     peers: () => [...live].map(([number, worker]) => peerOf(number, worker)),
     log: logger,
   });

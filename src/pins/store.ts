@@ -57,6 +57,12 @@ export interface PinStoreOptions {
   readonly writer?: PinFileWriter;
   /** Most pins in force kept (default {@link MAX_PINS}). */
   readonly maxPins?: number;
+  /**
+   * Told of each new pin not kept because the store is full, with the count since the store was opened: a full
+   * store is either a site that outgrew the limit or a flood of lookups for made-up domains, and an administrator
+   * should hear of it either way.
+   */
+  readonly onFull?: (domain: string, refused: number) => void;
 }
 
 /** The version this store writes: 2 added the pinned keys' public key bytes (`publicKeys`). */
@@ -80,11 +86,14 @@ export class PinStore implements PinKeeper {
   /** A write failed and none has succeeded since: memory holds changes the file lacks. */
   #unsaved = false;
 
-  private constructor(path: string, pins: Map<string, Pin>, writer: PinFileWriter, maxPins: number) {
+  readonly #onFull: ((domain: string, refused: number) => void) | undefined;
+
+  private constructor(path: string, pins: Map<string, Pin>, writer: PinFileWriter, options: PinStoreOptions) {
     this.#path = path;
     this.#pins = pins;
     this.#writer = writer;
-    this.#maxPins = maxPins;
+    this.#maxPins = options.maxPins ?? MAX_PINS;
+    this.#onFull = options.onFull;
   }
 
   /**
@@ -94,12 +103,11 @@ export class PinStore implements PinKeeper {
   static async open(dir: string, options: PinStoreOptions = {}): Promise<PinStore> {
     const path = join(dir, PIN_FILE_NAME);
     const writer = options.writer ?? writePinFileAtomically;
-    const maxPins = options.maxPins ?? MAX_PINS;
     let text: string;
     try {
       text = await readFile(path, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new PinStore(path, new Map(), writer, maxPins);
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new PinStore(path, new Map(), writer, options);
       throw new PinStoreError('PIN_STORE_IO', `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
     }
     let parsed: z.infer<typeof fileSchema>;
@@ -112,7 +120,7 @@ export class PinStore implements PinKeeper {
     for (const [domain, pin] of Object.entries(parsed.pins)) {
       pins.set(domain, { domain, ...pin });
     }
-    return new PinStore(path, pins, writer, maxPins);
+    return new PinStore(path, pins, writer, options);
   }
 
   /** New pins not kept because {@link MAX_PINS} pins were in force, since the store was opened. */
@@ -152,6 +160,7 @@ export class PinStore implements PinKeeper {
     } else {
       if (!this.#hasRoomFor(domain, now)) {
         this.#refused++;
+        this.#onFull?.(domain, this.#refused);
         return false;
       }
       this.#pins.set(domain, { ...update.pin, domain });

@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { MAX_AGE_LIMIT } from '../../src/keys/txt-record.ts';
+import { REFUSALS_PER_WARNING, warnWhenPinStoreFull } from '../../src/daemon/pin-store-full.ts';
+import { silentLogger, type LogFields } from '../../milter/src/index.ts';
 import { evaluatePin, PIN_FILE_NAME, PIN_FILE_VERSION, PinStore, type Pin, type PinInput } from '../../src/pins/index.ts';
 
 const dirs: string[] = [];
@@ -95,5 +97,26 @@ describe('pin eviction', () => {
     assert.equal(await learn(store, found('another.test', 3600)), false);
     assert.deepEqual(await storedDomains(store), ['live1.test', 'live2.test', 'new.test']);
     assert.equal(store.refused, 1);
+  });
+
+  test('a full store says so: the store reports each refused domain, the daemon warns on the first and every 1000th', async () => {
+    const told: Array<[string, number]> = [];
+    const store = await PinStore.open(await tempDir(), { maxPins: 1, onFull: (domain, refused) => told.push([domain, refused]) });
+    assert.equal(await learn(store, found('bank.test', 86_400)), true);
+    assert.equal(await learn(store, found('flood1.evil.test', MAX_AGE_LIMIT)), false);
+    assert.equal(await learn(store, found('flood2.evil.test', MAX_AGE_LIMIT)), false);
+    // A renewal of the pin in force is not a refusal.
+    assert.equal(await learn(store, found('bank.test', 2 * 86_400)), true);
+    assert.deepEqual(told, [['flood1.evil.test', 1], ['flood2.evil.test', 2]]);
+
+    const warnings: Array<[string, LogFields | undefined]> = [];
+    const warn = warnWhenPinStoreFull({ ...silentLogger, warn: (message, fields) => warnings.push([message, fields]) }, '/var/lib/muse/pins');
+    for (let refused = 1; refused <= 2 * REFUSALS_PER_WARNING + 1; refused++) warn(`d${refused}.evil.test`, refused);
+    const message = 'pin store full: no pin kept for a new domain (pins in force are never evicted; expired ones make room)';
+    assert.deepEqual(warnings, [
+      [message, { directory: '/var/lib/muse/pins', domain: 'd1.evil.test', refused: 1 }],
+      [message, { directory: '/var/lib/muse/pins', domain: 'd1000.evil.test', refused: 1000 }],
+      [message, { directory: '/var/lib/muse/pins', domain: 'd2000.evil.test', refused: 2000 }],
+    ]);
   });
 });
