@@ -1,8 +1,8 @@
 /**
  * End to end, DKIM and DMARC beside muse-milter, with the real programs chained as examples/postfix/opendkim.cf
  * says: site A's muse-milter, then OpenDKIM signing; site B's OpenDKIM verifying and OpenDMARC, then muse-milter.
- * Checks what the verifiers concluded (Authentication-Results), what python3-dkim's dkimverify says of the bytes
- * on the wire and of what was delivered, and that mail to an ordinary site leaves as it arrived, with only the
+ * Checks what the verifiers concluded (Authentication-Results), what python3-dkim's dkimverify and OpenDKIM's
+ * opendkim-testmsg say of the bytes on the wire and of what was delivered, and that mail to an ordinary site leaves as it arrived, with only the
  * trace field and the DKIM signature added. Then, in a second topology, a forward: site B's alias for an address
  * at site A, with the second pass of examples/postfix/forwarding.cf, sends the message on encrypted to site A.
  * Fails, never skips, when a program cannot start.
@@ -42,6 +42,17 @@ async function dkimverify(message: Buffer): Promise<string> {
   const script = `mount --bind '${dkim.resolvConf}' /etc/resolv.conf && exec dkimverify`;
   const result = await runCommand('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { input: message, timeoutMs: 30_000 });
   return `${result.stdout}${result.stderr}`.trim();
+}
+
+/**
+ * OpenDKIM's own verdict on `message`: opendkim-testmsg (opendkim-tools) in verify mode, which feeds the message to
+ * libopendkim and prints nothing when every signature verifies, else the library's status for the step that
+ * failed (exit 70, EX_SOFTWARE). The library asks the system resolver, here the topology's port-53 forwarder.
+ */
+async function opendkimTestmsg(message: Buffer): Promise<{ code: number | null; output: string }> {
+  const script = `mount --bind '${dkim.resolvConf}' /etc/resolv.conf && exec opendkim-testmsg`;
+  const result = await runCommand('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { input: message, timeoutMs: 30_000 });
+  return { code: result.code, output: `${result.stdout}${result.stderr}`.trim() };
 }
 
 /** python3-dkim's own reasons (its log) when verifying `message`: names a body hash mismatch if there is one. */
@@ -165,6 +176,20 @@ describe('e2e mail flow with OpenDKIM and OpenDMARC', () => {
     const unrenamedReasons = await dkimReasons(unrenamed);
     console.log(`python3-dkim (mailbox, signature named DKIM-Signature again): ${unrenamedReasons.split('\n').at(-1) ?? ''}`);
     assert.match(unrenamedReasons, /body hash mismatch/);
+
+    // The same through OpenDKIM's library. The bytes that crossed verify (no output, exit 0), so the tool and its
+    // DNS work; the delivered bytes hold no signature it could fail (libopendkim stops at "No signature", before any
+    // key lookup); the control with the old name restored fails, the same signature now over the decrypted message
+    // (python3-dkim above names the reason: the body hash).
+    const opendkimWire = await opendkimTestmsg(wire);
+    const opendkimDelivered = await opendkimTestmsg(copy.data);
+    const opendkimUnrenamed = await opendkimTestmsg(unrenamed);
+    console.log(`opendkim-testmsg (wire): exit ${opendkimWire.code}: ${opendkimWire.output}`);
+    console.log(`opendkim-testmsg (mailbox): exit ${opendkimDelivered.code}: ${opendkimDelivered.output}`);
+    console.log(`opendkim-testmsg (mailbox, signature named DKIM-Signature again): exit ${opendkimUnrenamed.code}: ${opendkimUnrenamed.output}`);
+    assert.deepEqual(opendkimWire, { code: 0, output: '' });
+    assert.deepEqual(opendkimDelivered, { code: 70, output: 'opendkim-testmsg: dkim_chunk(): No signature' });
+    assert.deepEqual(opendkimUnrenamed, { code: 70, output: 'opendkim-testmsg: dkim_eom(): Bad signature' });
   });
 
   it('case 2: A to an ordinary site: the message leaves as it arrived, plus Received and a valid DKIM-Signature', async () => {
