@@ -13,10 +13,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { runCommand } from '../support/processes.ts';
 import { sendMail } from '../support/smtp-client.ts';
 import { assertEncryptedOnWire, passResult, trafficCounts, waitForEmptyQueue } from './checks.ts';
 import { GpgKeyring } from './gpg-check.ts';
+import { dkimReasons as reasonsOf, dkimverify as verifyWith, opendkimTestmsg as testmsgWith, signerOf, tagsOf } from './dkim-checks.ts';
 import { DKIM_SELECTOR } from './dkim-milters.ts';
 import { fieldValues, messageFromSiteA, parseMessage, type ParsedMessage } from './mail.ts';
 import { DOMAINS, FORWARD_TARGET, FORWARDED_ALIAS, startTopology, type DkimMilters, type Topology } from './topology.ts';
@@ -37,51 +37,12 @@ after(async () => {
   await topology?.stop();
 });
 
-/** dkimverify's verdict on `message` (first DKIM-Signature), its DNS answered by the topology through port 53. */
-async function dkimverify(message: Buffer): Promise<string> {
-  const script = `mount --bind '${dkim.resolvConf}' /etc/resolv.conf && exec dkimverify`;
-  const result = await runCommand('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { input: message, timeoutMs: 30_000 });
-  return `${result.stdout}${result.stderr}`.trim();
-}
-
-/**
- * OpenDKIM's own verdict on `message`: opendkim-testmsg (opendkim-tools) in verify mode, which feeds the message to
- * libopendkim and prints nothing when every signature verifies, else the library's status for the step that
- * failed (exit 70, EX_SOFTWARE). The library asks the system resolver, here the topology's port-53 forwarder.
- */
-async function opendkimTestmsg(message: Buffer): Promise<{ code: number | null; output: string }> {
-  const script = `mount --bind '${dkim.resolvConf}' /etc/resolv.conf && exec opendkim-testmsg`;
-  const result = await runCommand('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { input: message, timeoutMs: 30_000 });
-  return { code: result.code, output: `${result.stdout}${result.stderr}`.trim() };
-}
-
-/** python3-dkim's own reasons (its log) when verifying `message`: names a body hash mismatch if there is one. */
-async function dkimReasons(message: Buffer): Promise<string> {
-  const program = [
-    'import dkim, logging, sys',
-    'logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format="%(message)s")',
-    'print("verify:", dkim.DKIM(sys.stdin.buffer.read(), logger=logging.getLogger()).verify())',
-  ].join('\n');
-  const script = `mount --bind '${dkim.resolvConf}' /etc/resolv.conf && exec /usr/bin/python3 -c '${program}'`;
-  const result = await runCommand('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { input: message, timeoutMs: 30_000 });
-  return `${result.stdout}${result.stderr}`.trim();
-}
-
-/** The tags of a DKIM-Signature value (RFC 6376 §3.2 tag-list; blanks inside values removed). */
-function tagsOf(signature: string): Map<string, string> {
-  const tags = new Map<string, string>();
-  for (const tag of signature.split(';')) {
-    const eq = tag.indexOf('=');
-    if (eq > 0) tags.set(tag.slice(0, eq).replace(/\s/g, ''), tag.slice(eq + 1).replace(/\s/g, ''));
-  }
-  return tags;
-}
-
-/** The `d=` and `s=` tags of a DKIM-Signature value. */
-function signerOf(signature: string): { domain: string; selector: string } {
-  const tags = tagsOf(signature);
-  return { domain: tags.get('d') ?? '', selector: tags.get('s') ?? '' };
-}
+/** dkimverify's verdict on `message`, its DNS answered by the topology. */
+const dkimverify = (message: Buffer): Promise<string> => verifyWith(dkim, message);
+/** python3-dkim's reasons when verifying `message`. */
+const dkimReasons = (message: Buffer): Promise<string> => reasonsOf(dkim, message);
+/** OpenDKIM's verdict on `message` (opendkim-testmsg). */
+const opendkimTestmsg = (message: Buffer) => testmsgWith(dkim, message);
 
 function assertSignedBySiteA(message: ParsedMessage): void {
   const signatures = fieldValues(message, 'DKIM-Signature');

@@ -136,7 +136,10 @@ export interface Site {
 
 /** Options of {@link startTopology}. */
 export interface TopologyOptions {
-  /** Also start Sendmail with examples/sendmail/muse.mc pointing at site A's milter. */
+  /**
+   * Also start Sendmail with examples/sendmail/muse.mc pointing at site A's milter; with {@link dkim} too,
+   * examples/sendmail/dkim.mc after it (site A's OpenDKIM signer after muse-milter).
+   */
   readonly sendmail?: boolean;
   /**
    * Also run OpenDKIM and OpenDMARC as examples/postfix/opendkim.cf chains them: site A signs (muse-milter, then
@@ -406,20 +409,31 @@ function started<T>(value: T, stop: () => Promise<unknown>): Started<T> {
   return { value, stop: async () => void (await stop()) };
 }
 
-/** Sendmail with examples/sendmail/muse.mc pointing at site A's milter, relaying everything through the tap. */
-function startSendmail(ports: TopologyPorts): Promise<SendmailInstance> {
-  // The example names the default unix socket; the topology's milters listen on loopback ports.
-  const exampleSocket = 'S=unix:/var/lib/muse-milter/milter.sock,';
-  const exampleMc = fillPlaceholders(readExample('sendmail/muse.mc'), {}, 'examples/sendmail/muse.mc');
-  if (!exampleMc.includes(exampleSocket)) throw new HarnessError('INVALID_ARGUMENT', 'examples/sendmail/muse.mc: no S=unix: socket to replace');
-  const museMc = exampleMc.replace(exampleSocket, `S=inet:${ports.a.milter}@127.0.0.1,`);
+/**
+ * An example .mc file with its filter's socket (`S=` up to the comma) pointed at a loopback port, as the
+ * topology's milters listen there; throws when the example no longer names `exampleSocket`.
+ */
+function sendmailExample(path: string, exampleSocket: string, port: number): string {
+  const text = fillPlaceholders(readExample(path), {}, `examples/${path}`);
+  if (!text.includes(`S=${exampleSocket},`)) throw new HarnessError('INVALID_ARGUMENT', `examples/${path}: no S=${exampleSocket} to replace`);
+  return text.replace(`S=${exampleSocket},`, `S=inet:${port}@127.0.0.1,`).replace(/\n*$/, '\n');
+}
+
+/**
+ * Sendmail with examples/sendmail/muse.mc pointing at site A's milter, relaying everything through the tap;
+ * with `dkim`, examples/sendmail/dkim.mc after it (the DKIM signer after muse-milter).
+ */
+function startSendmail(ports: TopologyPorts, dkim: boolean): Promise<SendmailInstance> {
+  // The examples name the default unix sockets; the topology's milters listen on loopback ports.
+  const museMc = sendmailExample('sendmail/muse.mc', 'unix:/var/lib/muse-milter/milter.sock', ports.a.milter);
+  const dkimMc = dkim ? sendmailExample('sendmail/dkim.mc', 'local:/run/opendkim/opendkim.sock', ports.dkimSign) : '';
   return SendmailInstance.start({
     smtpPort: ports.sendmail,
     relayPort: ports.tap,
     hostname: `sm.${DOMAINS.siteA}`,
     // The harness's .mc has {{MILTERS}} after DAEMON_OPTIONS and before the MAILER lines, where muse.mc
-    // says its lines go.
-    vars: { MILTERS: museMc.replace(/\n*$/, '\n') },
+    // says its lines go; dkim.mc's go after muse.mc's.
+    vars: { MILTERS: `${museMc}${dkimMc}` },
   });
 }
 
@@ -508,7 +522,7 @@ async function startTopologyOn(options: TopologyOptions, ports: TopologyPorts): 
             }
           : {}),
       }, options.dkim === true ? { role: 'verify', ports } : undefined, options.forwarding === true).then((postfix) => started(postfix, () => postfix.stop())),
-      (options.sendmail === true ? startSendmail(ports) : Promise.resolve(undefined)).then((sendmail) => started(sendmail, async () => sendmail?.stop())),
+      (options.sendmail === true ? startSendmail(ports, options.dkim === true) : Promise.resolve(undefined)).then((sendmail) => started(sendmail, async () => sendmail?.stop())),
       a.files.milter.start().then(() => started(undefined, () => a.files.milter.stop())),
       b.files.milter.start().then(() => started(undefined, () => b.files.milter.stop())),
     ]);
