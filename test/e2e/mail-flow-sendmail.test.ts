@@ -1,22 +1,30 @@
 /**
- * End to end, DKIM and DMARC through Sendmail: site A's Sendmail runs muse-milter and then OpenDKIM signing,
- * configured from examples/sendmail/muse.mc and examples/sendmail/dkim.mc verbatim (only the sockets pointed at
- * loopback ports); it relays to site B's Postfix, whose INBOUND listener runs OpenDKIM verifying and OpenDMARC
- * before muse-milter (examples/postfix/opendkim.cf). What this shows about Sendmail: a later filter is handed the
- * message as an earlier one left it, headers and body, so the signature OpenDKIM adds covers the encrypted
- * message muse-milter made and verifies at the receiver. Fails, never skips, when a program cannot start.
+ * End to end, DKIM and DMARC through Sendmail, with the filters in the order examples/sendmail/dkim.mc gives
+ * (read verbatim, with muse.mc before it; only the sockets are pointed at loopback ports and its ${INBOUND_PORT}
+ * filled in):
+ *   - sending site: site A's Sendmail runs muse-milter, then OpenDKIM signing, and relays through the tap to site
+ *     B's Postfix, whose INBOUND listener runs OpenDKIM verifying and OpenDMARC before muse-milter
+ *     (examples/postfix/opendkim.cf);
+ *   - receiving site: site B's Sendmail, on the INBOUND listener dkim.mc defines, runs OpenDKIM verifying and
+ *     OpenDMARC, then muse-milter B, and relays to the mailbox.
+ * What this shows about Sendmail: a later filter is handed the message as an earlier one left it, header fields
+ * and body, as with Postfix. The signature OpenDKIM adds after muse-milter covers the protected Subject and the
+ * ciphertext, and verifies at the receiver; OpenDMARC passes on the dkim= result OpenDKIM inserted just before it.
+ * Each delivered message is checked with python3-dkim (dkimverify) and OpenDKIM's library (opendkim-testmsg).
+ * Fails, never skips, when a program cannot start.
  *
  * Ports: picked free by the kernel for each run (test/e2e/topology.ts).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { waitForPort } from '../support/processes.ts';
 import { sendMail } from '../support/smtp-client.ts';
 import type { SendmailInstance } from '../support/sendmail.ts';
 import { passResult, trafficCounts, waitForEmptyQueue } from './checks.ts';
 import { dkimReasons, dkimverify, opendkimTestmsg, signerOf, tagsOf } from './dkim-checks.ts';
 import { DKIM_SELECTOR } from './dkim-milters.ts';
 import { fieldValues, messageFromSiteA, parseMessage } from './mail.ts';
-import { DOMAINS, startTopology, type DkimMilters, type Topology } from './topology.ts';
+import { DOMAINS, startReceivingSendmail, startTopology, type DkimMilters, type ReceivingSendmail, type Topology } from './topology.ts';
 
 /** Bound on one message crossing both sites. */
 const DELIVERY_TIMEOUT_MS = 30_000;
@@ -24,15 +32,19 @@ const DELIVERY_TIMEOUT_MS = 30_000;
 let topology: Topology;
 let dkim: DkimMilters;
 let sendmail: SendmailInstance;
+let receiving: ReceivingSendmail;
 
 before(async () => {
   topology = await startTopology({ dkim: true, sendmail: true });
   assert.ok(topology.dkim !== undefined && topology.sendmail !== undefined);
   dkim = topology.dkim;
   sendmail = topology.sendmail;
+  receiving = await startReceivingSendmail(topology);
+  await waitForPort(receiving.inboundPort, { timeoutMs: DELIVERY_TIMEOUT_MS });
 });
 
 after(async () => {
+  await receiving?.sendmail.stop();
   await topology?.stop();
 });
 
@@ -113,5 +125,87 @@ describe('e2e mail flow through Sendmail with OpenDKIM and OpenDMARC', () => {
     assert.equal(deliveredVerdict, 'signature verification failed');
     assert.doesNotMatch(deliveredReasons, /body hash mismatch/);
     assert.deepEqual(deliveredOpendkim, { code: 70, output: 'opendkim-testmsg: dkim_chunk(): No signature' });
+  });
+
+  it('Sendmail receiving site: OpenDKIM and OpenDMARC, then muse-milter; their results reach the mailbox, no DKIM-Signature left to fail', async () => {
+    // A message as site A sends it (Sendmail A: encrypted, then DKIM-signed), taken off the wire.
+    const start = trafficCounts(topology);
+    const message = messageFromSiteA('smrecv', 'Bob Example <bob@site-b.test>');
+    const sent = await sendMail({ port: topology.ports.sendmail, from: 'alice@site-a.test', to: ['bob@site-b.test'], data: message.bytes, mailParams: 'BODY=8BITMIME' });
+    assert.equal(sent.final.code, 250, sent.final.text);
+    await topology.mailbox.waitForCount(start.mailbox + 1, DELIVERY_TIMEOUT_MS);
+    const crossed = topology.tap.messages.slice(start.tap);
+    assert.deepEqual(
+      crossed.map((attempt) => attempt.reply?.code),
+      [250],
+    );
+    const wire = (crossed[0] as (typeof crossed)[number]).data;
+    const signature = fieldValues(parseMessage(wire), 'DKIM-Signature');
+    assert.equal(signature.length, 1);
+
+    // The same bytes handed to site B's Sendmail on its INBOUND listener, as site A's MTA would.
+    const handed = await sendMail({ port: receiving.inboundPort, from: 'alice@site-a.test', to: ['bob@site-b.test'], data: wire, mailParams: 'BODY=8BITMIME' });
+    assert.equal(handed.final.code, 250, handed.final.text);
+    const queueId = /^2\.0\.0 (\S+) Message accepted/.exec(handed.final.text)?.[1] ?? '';
+    const delivered = await topology.mailbox.waitForCount(start.mailbox + 2, DELIVERY_TIMEOUT_MS);
+
+    // Sendmail B ran the INBOUND listener's list, in its order: each verifier added its result, and muse-milter,
+    // last, opened the message and renamed the sending site's signature. OpenDMARC's dmarc=pass rests on the dkim=
+    // result OpenDKIM had just added: Sendmail handed the later filter the header field the earlier one inserted.
+    const steps = receiving.sendmail
+      .readLog()
+      .split('\n')
+      .map((line) => new RegExp(`: ${queueId}: Milter \\(([a-z-]+)\\) ((?:insert \\(\\d+\\)|add|change|delete): header:? [A-Za-z-]+|message: body replaced)`).exec(line))
+      .filter((match) => match !== null)
+      .map((match) => `${match[1]} ${match[2]}`);
+    for (const step of steps) console.log(`sendmail B: ${step}`);
+    assert.deepEqual(steps, [
+      'opendkim-verify insert (0): header: Authentication-Results',
+      'opendmarc insert (0): header: Authentication-Results',
+      'muse delete: header Muse-Protection',
+      'muse change: header Content-Type',
+      'muse add: header: Content-Transfer-Encoding',
+      'muse change: header Subject',
+      'muse insert (0): header: Authentication-Results',
+      'muse delete: header DKIM-Signature',
+      'muse add: header: Muse-Original-DKIM-Signature',
+      'muse message: body replaced',
+    ]);
+
+    // The mailbox: the original message from Sendmail B, the three verdicts, the signature renamed.
+    assert.equal(delivered.length, start.mailbox + 2);
+    const copy = delivered.at(-1);
+    assert.ok(copy !== undefined);
+    assert.deepEqual(copy.rcptTo, ['bob@site-b.test']);
+    const inbox = parseMessage(copy.data);
+    assert.match(fieldValues(inbox, 'Received')[0] ?? '', /^from client\.test \(sm\.site-b\.test \[127\.0\.0\.1\]\)\s+by sm\.site-b\.test \(8\./);
+    assert.ok(inbox.body.equals(message.body), 'the delivered body differs from the original');
+    const results = fieldValues(inbox, 'Authentication-Results');
+    for (const line of results) console.log(`Authentication-Results: ${line}`);
+    assert.deepEqual(results, [
+      passResult(DOMAINS.siteB, DOMAINS.siteA, topology.siteA.fingerprint),
+      `${DOMAINS.siteB}; dmarc=pass (p=reject dis=none) header.from=${DOMAINS.siteA}`,
+      `${DOMAINS.siteB}; dkim=pass (2048-bit key; unprotected) header.d=${DOMAINS.siteA} header.i=@${DOMAINS.siteA} header.a=rsa-sha256 header.s=${DKIM_SELECTOR} header.b=${(tagsOf(signature[0] as string).get('b') ?? '').slice(0, 8)}; dkim-atps=neutral`,
+    ]);
+    assert.deepEqual(fieldValues(inbox, 'DKIM-Signature'), []);
+    assert.deepEqual(fieldValues(inbox, 'Muse-Original-DKIM-Signature'), signature);
+
+    // Nothing left on the delivered message can fail, for python3-dkim or for OpenDKIM's library; the control, the
+    // field under its old name again, fails on the body hash.
+    const deliveredVerdict = await dkimverify(dkim, copy.data);
+    const deliveredReasons = await dkimReasons(dkim, copy.data);
+    const deliveredOpendkim = await opendkimTestmsg(dkim, copy.data);
+    console.log(`dkimverify (mailbox): ${deliveredVerdict}`);
+    console.log(`opendkim-testmsg (mailbox): exit ${deliveredOpendkim.code}: ${deliveredOpendkim.output}`);
+    assert.equal(deliveredVerdict, 'signature verification failed');
+    assert.doesNotMatch(deliveredReasons, /body hash mismatch/);
+    assert.deepEqual(deliveredOpendkim, { code: 70, output: 'opendkim-testmsg: dkim_chunk(): No signature' });
+    const unrenamed = Buffer.from(copy.data.toString('latin1').replace(/^Muse-Original-DKIM-Signature:/m, 'DKIM-Signature:'), 'latin1');
+    const unrenamedReasons = await dkimReasons(dkim, unrenamed);
+    const unrenamedOpendkim = await opendkimTestmsg(dkim, unrenamed);
+    console.log(`python3-dkim (mailbox, signature named DKIM-Signature again): ${unrenamedReasons.split('\n').at(-1) ?? ''}`);
+    console.log(`opendkim-testmsg (mailbox, signature named DKIM-Signature again): exit ${unrenamedOpendkim.code}: ${unrenamedOpendkim.output}`);
+    assert.match(unrenamedReasons, /body hash mismatch/);
+    assert.deepEqual(unrenamedOpendkim, { code: 70, output: 'opendkim-testmsg: dkim_eom(): Bad signature' });
   });
 });

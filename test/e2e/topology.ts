@@ -27,7 +27,10 @@
  *
  * With `dkim` (examples/postfix/opendkim.cf): OpenDKIM signs after muse-milter A on A's submission and re-injection
  * services; on B's INBOUND listener OpenDKIM verifies and OpenDMARC judges before muse-milter B; site-a.test
- * publishes the DKIM key and a `_dmarc` record with p=reject (test/e2e/dkim-milters.ts).
+ * publishes the DKIM key and a `_dmarc` record with p=reject (test/e2e/dkim-milters.ts). With `sendmail` too,
+ * Sendmail also takes examples/sendmail/dkim.mc (OpenDKIM signing after muse-milter A), and
+ * {@link startReceivingSendmail} adds a Sendmail for site B whose INBOUND listener runs the verifiers, then
+ * muse-milter B.
  *
  * With `forwarding` (examples/postfix/forwarding.cf): site B expands list@site-b.test to carol@site-a.test
  * (virtual_alias_maps), its INBOUND listener hands every message to the second pass (muse-milter as ORIGINATING on
@@ -410,31 +413,75 @@ function started<T>(value: T, stop: () => Promise<unknown>): Started<T> {
 }
 
 /**
- * An example .mc file with its filter's socket (`S=` up to the comma) pointed at a loopback port, as the
- * topology's milters listen there; throws when the example no longer names `exampleSocket`.
+ * An example .mc file with each filter socket it names (`S=` up to the comma) pointed at a loopback port, as the
+ * topology's milters listen there, and its `${NAME}` placeholders filled; throws when the example no longer
+ * names one of `sockets`.
  */
-function sendmailExample(path: string, exampleSocket: string, port: number): string {
-  const text = fillPlaceholders(readExample(path), {}, `examples/${path}`);
-  if (!text.includes(`S=${exampleSocket},`)) throw new HarnessError('INVALID_ARGUMENT', `examples/${path}: no S=${exampleSocket} to replace`);
-  return text.replace(`S=${exampleSocket},`, `S=inet:${port}@127.0.0.1,`).replace(/\n*$/, '\n');
+function sendmailExample(path: string, sockets: Readonly<Record<string, number>>, values: Readonly<Record<string, string>> = {}): string {
+  let text = fillPlaceholders(readExample(path), values, `examples/${path}`);
+  for (const [socket, port] of Object.entries(sockets)) {
+    if (!text.includes(`S=${socket},`)) throw new HarnessError('INVALID_ARGUMENT', `examples/${path}: no S=${socket} to replace`);
+    text = text.replace(`S=${socket},`, `S=inet:${port}@127.0.0.1,`);
+  }
+  return text.replace(/\n*$/, '\n');
+}
+
+/** The sockets examples/sendmail/dkim.mc names, pointed at the topology's OpenDKIM and OpenDMARC. */
+function dkimMcSockets(ports: TopologyPorts): Record<string, number> {
+  return {
+    'local:/run/opendkim/opendkim.sock': ports.dkimSign,
+    'local:/run/opendkim/verify.sock': ports.dkimVerify,
+    'local:/run/opendmarc/opendmarc.sock': ports.dmarc,
+  };
+}
+
+/**
+ * examples/sendmail/muse.mc with its filter pointed at `milterPort`; with `dkim`, examples/sendmail/dkim.mc after
+ * it, its INBOUND listener on `inboundPort`.
+ */
+async function sendmailMilterLines(ports: TopologyPorts, milterPort: number, dkim: boolean, inboundPort?: number): Promise<string> {
+  const museMc = sendmailExample('sendmail/muse.mc', { 'unix:/var/lib/muse-milter/milter.sock': milterPort });
+  if (!dkim) return museMc;
+  const dkimMc = sendmailExample('sendmail/dkim.mc', dkimMcSockets(ports), { INBOUND_PORT: String(inboundPort ?? (await freePort())) });
+  return `${museMc}${dkimMc}`;
 }
 
 /**
  * Sendmail with examples/sendmail/muse.mc pointing at site A's milter, relaying everything through the tap;
  * with `dkim`, examples/sendmail/dkim.mc after it (the DKIM signer after muse-milter).
  */
-function startSendmail(ports: TopologyPorts, dkim: boolean): Promise<SendmailInstance> {
-  // The examples name the default unix sockets; the topology's milters listen on loopback ports.
-  const museMc = sendmailExample('sendmail/muse.mc', 'unix:/var/lib/muse-milter/milter.sock', ports.a.milter);
-  const dkimMc = dkim ? sendmailExample('sendmail/dkim.mc', 'local:/run/opendkim/opendkim.sock', ports.dkimSign) : '';
+async function startSendmail(ports: TopologyPorts, dkim: boolean): Promise<SendmailInstance> {
   return SendmailInstance.start({
     smtpPort: ports.sendmail,
     relayPort: ports.tap,
     hostname: `sm.${DOMAINS.siteA}`,
     // The harness's .mc has {{MILTERS}} after DAEMON_OPTIONS and before the MAILER lines, where muse.mc
     // says its lines go; dkim.mc's go after muse.mc's.
-    vars: { MILTERS: `${museMc}${dkimMc}` },
+    vars: { MILTERS: await sendmailMilterLines(ports, ports.a.milter, dkim) },
   });
+}
+
+/** A Sendmail for site B, from {@link startReceivingSendmail}. */
+export interface ReceivingSendmail {
+  readonly sendmail: SendmailInstance;
+  /** The INBOUND listener of examples/sendmail/dkim.mc: OpenDKIM verifying, OpenDMARC, then muse-milter B. */
+  readonly inboundPort: number;
+}
+
+/**
+ * A Sendmail for site B beside its Postfix, in a topology started with `dkim`: examples/sendmail/muse.mc pointing
+ * at site B's milter, then examples/sendmail/dkim.mc with its INBOUND listener on a port of its own; it relays
+ * everything to the mailbox sink. Stop it before the topology.
+ */
+export async function startReceivingSendmail(topology: Topology): Promise<ReceivingSendmail> {
+  const inboundPort = await freePort();
+  const sendmail = await SendmailInstance.start({
+    smtpPort: await freePort(),
+    relayPort: topology.ports.mailbox,
+    hostname: `sm.${DOMAINS.siteB}`,
+    vars: { MILTERS: await sendmailMilterLines(topology.ports, topology.ports.b.milter, true, inboundPort) },
+  });
+  return { sendmail, inboundPort };
 }
 
 /**
