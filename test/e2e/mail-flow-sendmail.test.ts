@@ -15,6 +15,7 @@
  *
  * Ports: picked free by the kernel for each run (test/e2e/topology.ts).
  */
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { waitForPort } from '../support/processes.ts';
@@ -207,5 +208,19 @@ describe('e2e mail flow through Sendmail with OpenDKIM and OpenDMARC', () => {
     console.log(`opendkim-testmsg (mailbox, signature named DKIM-Signature again): exit ${unrenamedOpendkim.code}: ${unrenamedOpendkim.output}`);
     assert.match(unrenamedReasons, /body hash mismatch/);
     assert.deepEqual(unrenamedOpendkim, { code: 70, output: 'opendkim-testmsg: dkim_eom(): Bad signature' });
+  });
+
+  it("README's Sendmail section shows the lines of examples/sendmail/dkim.mc this test ran, as they are", () => {
+    const root = new URL('../../', import.meta.url);
+    const example = readFileSync(new URL('examples/sendmail/dkim.mc', root), 'utf8')
+      .split('\n')
+      .filter((line) => line !== '' && !line.startsWith('dnl'))
+      .map((line) => line.replace(/dnl$/, ''));
+    const readme = readFileSync(new URL('README.md', root), 'utf8');
+    const intro = readme.indexOf('[examples/sendmail/dkim.mc](examples/sendmail/dkim.mc)');
+    assert.ok(intro >= 0, 'README.md does not point at examples/sendmail/dkim.mc');
+    const open = readme.indexOf('```\n', intro) + 4;
+    const block = readme.slice(open, readme.indexOf('```', open)).replace(/\n$/, '').split('\n');
+    assert.deepEqual(block, example);
   });
 });
