@@ -58,6 +58,7 @@ describe('e2e mail flow through Sendmail with OpenDKIM and OpenDMARC', () => {
     const queueId = /^2\.0\.0 (\S+) Message accepted/.exec(sent.final.text)?.[1] ?? '';
     const delivered = await topology.mailbox.waitForCount(start.mailbox + 1, DELIVERY_TIMEOUT_MS);
     await waitForEmptyQueue(topology.siteB.postfix, DELIVERY_TIMEOUT_MS);
+    await sendmail.waitForLog(new RegExp(`: ${queueId}: Milter \\(opendkim\\) insert`), DELIVERY_TIMEOUT_MS);
 
     // Sendmail's log (level 14): muse-milter changed the headers and replaced the body, then OpenDKIM, the next
     // filter in dkim.mc's list, inserted its signature.
@@ -149,6 +150,7 @@ describe('e2e mail flow through Sendmail with OpenDKIM and OpenDMARC', () => {
     assert.equal(handed.final.code, 250, handed.final.text);
     const queueId = /^2\.0\.0 (\S+) Message accepted/.exec(handed.final.text)?.[1] ?? '';
     const delivered = await topology.mailbox.waitForCount(start.mailbox + 2, DELIVERY_TIMEOUT_MS);
+    await receiving.sendmail.waitForLog(new RegExp(`: ${queueId}: Milter \\(muse\\) message: body replaced`), DELIVERY_TIMEOUT_MS);
 
     // Sendmail B ran the INBOUND listener's list, in its order: each verifier added its result, and muse-milter,
     // last, opened the message and renamed the sending site's signature. OpenDMARC's dmarc=pass rests on the dkim=
