@@ -21,7 +21,8 @@ const INTEGRATION = [
   'test/daemon/process.test.ts', // Postfix
   'test/e2e/delivery.test.ts', // Postfix, Sendmail, knot, unbound, gpg
   'test/e2e/faults.test.ts',
-  'test/e2e/mail-flow.test.ts', // Postfix, knot, unbound, opendkim, opendmarc, dkimverify, unshare
+  'test/e2e/mail-flow-sendmail.test.ts', // Sendmail, Postfix, knot, unbound, opendkim, opendmarc, dkimverify, opendkim-testmsg, unshare
+  'test/e2e/mail-flow.test.ts', // Postfix, knot, unbound, opendkim, opendmarc, dkimverify, opendkim-testmsg, unshare
   'test/e2e/reinjection.test.ts',
   'test/e2e/restarts.test.ts',
   'test/engine/foreign-senders.test.ts', // sq

@@ -1,8 +1,8 @@
 /**
  * End to end, DKIM and DMARC beside muse-milter, with the real programs chained as examples/postfix/opendkim.cf
  * says: site A's muse-milter, then OpenDKIM signing; site B's OpenDKIM verifying and OpenDMARC, then muse-milter.
- * Checks what the verifiers concluded (Authentication-Results), what python3-dkim's dkimverify says of the bytes
- * on the wire and of what was delivered, and that mail to an ordinary site leaves as it arrived, with only the
+ * Checks what the verifiers concluded (Authentication-Results), what python3-dkim's dkimverify and OpenDKIM's
+ * opendkim-testmsg say of the bytes on the wire and of what was delivered, and that mail to an ordinary site leaves as it arrived, with only the
  * trace field and the DKIM signature added. Then, in a second topology, a forward: site B's alias for an address
  * at site A, with the second pass of examples/postfix/forwarding.cf, sends the message on encrypted to site A.
  * Fails, never skips, when a program cannot start.
@@ -13,10 +13,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { runCommand } from '../support/processes.ts';
 import { sendMail } from '../support/smtp-client.ts';
 import { assertEncryptedOnWire, passResult, trafficCounts, waitForEmptyQueue } from './checks.ts';
 import { GpgKeyring } from './gpg-check.ts';
+import { dkimReasons as reasonsOf, dkimverify as verifyWith, opendkimTestmsg as testmsgWith, signerOf, tagsOf } from './dkim-checks.ts';
 import { DKIM_SELECTOR } from './dkim-milters.ts';
 import { fieldValues, messageFromSiteA, parseMessage, type ParsedMessage } from './mail.ts';
 import { DOMAINS, FORWARD_TARGET, FORWARDED_ALIAS, startTopology, type DkimMilters, type Topology } from './topology.ts';
@@ -37,40 +37,12 @@ after(async () => {
   await topology?.stop();
 });
 
-/** dkimverify's verdict on `message` (first DKIM-Signature), its DNS answered by the topology through port 53. */
-async function dkimverify(message: Buffer): Promise<string> {
-  const script = `mount --bind '${dkim.resolvConf}' /etc/resolv.conf && exec dkimverify`;
-  const result = await runCommand('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { input: message, timeoutMs: 30_000 });
-  return `${result.stdout}${result.stderr}`.trim();
-}
-
-/** python3-dkim's own reasons (its log) when verifying `message`: names a body hash mismatch if there is one. */
-async function dkimReasons(message: Buffer): Promise<string> {
-  const program = [
-    'import dkim, logging, sys',
-    'logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format="%(message)s")',
-    'print("verify:", dkim.DKIM(sys.stdin.buffer.read(), logger=logging.getLogger()).verify())',
-  ].join('\n');
-  const script = `mount --bind '${dkim.resolvConf}' /etc/resolv.conf && exec /usr/bin/python3 -c '${program}'`;
-  const result = await runCommand('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { input: message, timeoutMs: 30_000 });
-  return `${result.stdout}${result.stderr}`.trim();
-}
-
-/** The tags of a DKIM-Signature value (RFC 6376 §3.2 tag-list; blanks inside values removed). */
-function tagsOf(signature: string): Map<string, string> {
-  const tags = new Map<string, string>();
-  for (const tag of signature.split(';')) {
-    const eq = tag.indexOf('=');
-    if (eq > 0) tags.set(tag.slice(0, eq).replace(/\s/g, ''), tag.slice(eq + 1).replace(/\s/g, ''));
-  }
-  return tags;
-}
-
-/** The `d=` and `s=` tags of a DKIM-Signature value. */
-function signerOf(signature: string): { domain: string; selector: string } {
-  const tags = tagsOf(signature);
-  return { domain: tags.get('d') ?? '', selector: tags.get('s') ?? '' };
-}
+/** dkimverify's verdict on `message`, its DNS answered by the topology. */
+const dkimverify = (message: Buffer): Promise<string> => verifyWith(dkim, message);
+/** python3-dkim's reasons when verifying `message`. */
+const dkimReasons = (message: Buffer): Promise<string> => reasonsOf(dkim, message);
+/** OpenDKIM's verdict on `message` (opendkim-testmsg). */
+const opendkimTestmsg = (message: Buffer) => testmsgWith(dkim, message);
 
 function assertSignedBySiteA(message: ParsedMessage): void {
   const signatures = fieldValues(message, 'DKIM-Signature');
@@ -165,6 +137,20 @@ describe('e2e mail flow with OpenDKIM and OpenDMARC', () => {
     const unrenamedReasons = await dkimReasons(unrenamed);
     console.log(`python3-dkim (mailbox, signature named DKIM-Signature again): ${unrenamedReasons.split('\n').at(-1) ?? ''}`);
     assert.match(unrenamedReasons, /body hash mismatch/);
+
+    // The same through OpenDKIM's library. The bytes that crossed verify (no output, exit 0), so the tool and its
+    // DNS work; the delivered bytes hold no signature it could fail (libopendkim stops at "No signature", before any
+    // key lookup); the control with the old name restored fails, the same signature now over the decrypted message
+    // (python3-dkim above names the reason: the body hash).
+    const opendkimWire = await opendkimTestmsg(wire);
+    const opendkimDelivered = await opendkimTestmsg(copy.data);
+    const opendkimUnrenamed = await opendkimTestmsg(unrenamed);
+    console.log(`opendkim-testmsg (wire): exit ${opendkimWire.code}: ${opendkimWire.output}`);
+    console.log(`opendkim-testmsg (mailbox): exit ${opendkimDelivered.code}: ${opendkimDelivered.output}`);
+    console.log(`opendkim-testmsg (mailbox, signature named DKIM-Signature again): exit ${opendkimUnrenamed.code}: ${opendkimUnrenamed.output}`);
+    assert.deepEqual(opendkimWire, { code: 0, output: '' });
+    assert.deepEqual(opendkimDelivered, { code: 70, output: 'opendkim-testmsg: dkim_chunk(): No signature' });
+    assert.deepEqual(opendkimUnrenamed, { code: 70, output: 'opendkim-testmsg: dkim_eom(): Bad signature' });
   });
 
   it('case 2: A to an ordinary site: the message leaves as it arrived, plus Received and a valid DKIM-Signature', async () => {

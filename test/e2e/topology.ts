@@ -27,7 +27,10 @@
  *
  * With `dkim` (examples/postfix/opendkim.cf): OpenDKIM signs after muse-milter A on A's submission and re-injection
  * services; on B's INBOUND listener OpenDKIM verifies and OpenDMARC judges before muse-milter B; site-a.test
- * publishes the DKIM key and a `_dmarc` record with p=reject (test/e2e/dkim-milters.ts).
+ * publishes the DKIM key and a `_dmarc` record with p=reject (test/e2e/dkim-milters.ts). With `sendmail` too,
+ * Sendmail also takes examples/sendmail/dkim.mc (OpenDKIM signing after muse-milter A), and
+ * {@link startReceivingSendmail} adds a Sendmail for site B whose INBOUND listener runs the verifiers, then
+ * muse-milter B.
  *
  * With `forwarding` (examples/postfix/forwarding.cf): site B expands list@site-b.test to carol@site-a.test
  * (virtual_alias_maps), its INBOUND listener hands every message to the second pass (muse-milter as ORIGINATING on
@@ -136,7 +139,10 @@ export interface Site {
 
 /** Options of {@link startTopology}. */
 export interface TopologyOptions {
-  /** Also start Sendmail with examples/sendmail/muse.mc pointing at site A's milter. */
+  /**
+   * Also start Sendmail with examples/sendmail/muse.mc pointing at site A's milter; with {@link dkim} too,
+   * examples/sendmail/dkim.mc after it (site A's OpenDKIM signer after muse-milter).
+   */
   readonly sendmail?: boolean;
   /**
    * Also run OpenDKIM and OpenDMARC as examples/postfix/opendkim.cf chains them: site A signs (muse-milter, then
@@ -406,21 +412,76 @@ function started<T>(value: T, stop: () => Promise<unknown>): Started<T> {
   return { value, stop: async () => void (await stop()) };
 }
 
-/** Sendmail with examples/sendmail/muse.mc pointing at site A's milter, relaying everything through the tap. */
-function startSendmail(ports: TopologyPorts): Promise<SendmailInstance> {
-  // The example names the default unix socket; the topology's milters listen on loopback ports.
-  const exampleSocket = 'S=unix:/var/lib/muse-milter/milter.sock,';
-  const exampleMc = fillPlaceholders(readExample('sendmail/muse.mc'), {}, 'examples/sendmail/muse.mc');
-  if (!exampleMc.includes(exampleSocket)) throw new HarnessError('INVALID_ARGUMENT', 'examples/sendmail/muse.mc: no S=unix: socket to replace');
-  const museMc = exampleMc.replace(exampleSocket, `S=inet:${ports.a.milter}@127.0.0.1,`);
+/**
+ * An example .mc file with each filter socket it names (`S=` up to the comma) pointed at a loopback port, as the
+ * topology's milters listen there, and its `${NAME}` placeholders filled; throws when the example no longer
+ * names one of `sockets`.
+ */
+function sendmailExample(path: string, sockets: Readonly<Record<string, number>>, values: Readonly<Record<string, string>> = {}): string {
+  let text = fillPlaceholders(readExample(path), values, `examples/${path}`);
+  for (const [socket, port] of Object.entries(sockets)) {
+    if (!text.includes(`S=${socket},`)) throw new HarnessError('INVALID_ARGUMENT', `examples/${path}: no S=${socket} to replace`);
+    text = text.replace(`S=${socket},`, `S=inet:${port}@127.0.0.1,`);
+  }
+  return text.replace(/\n*$/, '\n');
+}
+
+/** The sockets examples/sendmail/dkim.mc names, pointed at the topology's OpenDKIM and OpenDMARC. */
+function dkimMcSockets(ports: TopologyPorts): Record<string, number> {
+  return {
+    'local:/run/opendkim/opendkim.sock': ports.dkimSign,
+    'local:/run/opendkim/verify.sock': ports.dkimVerify,
+    'local:/run/opendmarc/opendmarc.sock': ports.dmarc,
+  };
+}
+
+/**
+ * examples/sendmail/muse.mc with its filter pointed at `milterPort`; with `dkim`, examples/sendmail/dkim.mc after
+ * it, its INBOUND listener on `inboundPort`.
+ */
+async function sendmailMilterLines(ports: TopologyPorts, milterPort: number, dkim: boolean, inboundPort?: number): Promise<string> {
+  const museMc = sendmailExample('sendmail/muse.mc', { 'unix:/var/lib/muse-milter/milter.sock': milterPort });
+  if (!dkim) return museMc;
+  const dkimMc = sendmailExample('sendmail/dkim.mc', dkimMcSockets(ports), { INBOUND_PORT: String(inboundPort ?? (await freePort())) });
+  return `${museMc}${dkimMc}`;
+}
+
+/**
+ * Sendmail with examples/sendmail/muse.mc pointing at site A's milter, relaying everything through the tap;
+ * with `dkim`, examples/sendmail/dkim.mc after it (the DKIM signer after muse-milter).
+ */
+async function startSendmail(ports: TopologyPorts, dkim: boolean): Promise<SendmailInstance> {
   return SendmailInstance.start({
     smtpPort: ports.sendmail,
     relayPort: ports.tap,
     hostname: `sm.${DOMAINS.siteA}`,
     // The harness's .mc has {{MILTERS}} after DAEMON_OPTIONS and before the MAILER lines, where muse.mc
-    // says its lines go.
-    vars: { MILTERS: museMc.replace(/\n*$/, '\n') },
+    // says its lines go; dkim.mc's go after muse.mc's.
+    vars: { MILTERS: await sendmailMilterLines(ports, ports.a.milter, dkim) },
   });
+}
+
+/** A Sendmail for site B, from {@link startReceivingSendmail}. */
+export interface ReceivingSendmail {
+  readonly sendmail: SendmailInstance;
+  /** The INBOUND listener of examples/sendmail/dkim.mc: OpenDKIM verifying, OpenDMARC, then muse-milter B. */
+  readonly inboundPort: number;
+}
+
+/**
+ * A Sendmail for site B beside its Postfix, in a topology started with `dkim`: examples/sendmail/muse.mc pointing
+ * at site B's milter, then examples/sendmail/dkim.mc with its INBOUND listener on a port of its own; it relays
+ * everything to the mailbox sink. Stop it before the topology.
+ */
+export async function startReceivingSendmail(topology: Topology): Promise<ReceivingSendmail> {
+  const inboundPort = await freePort();
+  const sendmail = await SendmailInstance.start({
+    smtpPort: await freePort(),
+    relayPort: topology.ports.mailbox,
+    hostname: `sm.${DOMAINS.siteB}`,
+    vars: { MILTERS: await sendmailMilterLines(topology.ports, topology.ports.b.milter, true, inboundPort) },
+  });
+  return { sendmail, inboundPort };
 }
 
 /**
@@ -508,7 +569,7 @@ async function startTopologyOn(options: TopologyOptions, ports: TopologyPorts): 
             }
           : {}),
       }, options.dkim === true ? { role: 'verify', ports } : undefined, options.forwarding === true).then((postfix) => started(postfix, () => postfix.stop())),
-      (options.sendmail === true ? startSendmail(ports) : Promise.resolve(undefined)).then((sendmail) => started(sendmail, async () => sendmail?.stop())),
+      (options.sendmail === true ? startSendmail(ports, options.dkim === true) : Promise.resolve(undefined)).then((sendmail) => started(sendmail, async () => sendmail?.stop())),
       a.files.milter.start().then(() => started(undefined, () => a.files.milter.stop())),
       b.files.milter.start().then(() => started(undefined, () => b.files.milter.stop())),
     ]);
