@@ -192,7 +192,7 @@ async function hostileShapes(ours: PublicKey): Promise<Shape[]> {
     },
     {
       name: 'spool flood',
-      description: `a ${round(spoolBody.length / MiB, 0)} MiB body (limit ${DEFAULT_LIMITS.maxMessageSize / MiB} MiB) in ${MAX_BODY_CHUNK / KiB} KiB chunks`,
+      description: `a ${round(spoolBody.length / MiB, 0)} MiB body (limit ${DEFAULT_LIMITS.maxMessageSize / MiB} MiB) in chunks of ${MAX_BODY_CHUNK} bytes`,
       expected: 'reply 451 4.3.4',
       connections: 2,
       decryptedBytes: 0,
@@ -224,7 +224,7 @@ const inboundCheck: ReplyCheck = (reply) => {
   return results !== undefined && 'value' in results && results.value.includes('x-muse=pass') ? undefined : 'no x-muse=pass';
 };
 
-/** What one connection flood did: connections admitted and held, and those beyond the limit by their answer. */
+/** What one connection flood did: connections admitted and held until one was refused, then every later one by its answer. */
 interface FloodOutcome {
   admitted: number;
   outcomes: Record<string, number>;
@@ -271,11 +271,8 @@ async function connectionFlood(address: string, parallel: number, signal: AbortS
     filled();
     await Promise.all(
       Array.from({ length: parallel }, async () => {
-        while (!signal.aborted) {
-          const label = await attempt(false);
-          if (label === 'continue') outcome.admitted++;
-          else count(label);
-        }
+        // Beyond the limit every one must be refused; one admitted here is counted as `continue`.
+        while (!signal.aborted) count(await attempt(false));
       }),
     );
   } finally {
@@ -350,10 +347,12 @@ export async function runHostileLoad(setup: HostileSetup): Promise<HostileLoadRe
       // The ordinary connections are opened first and held for the whole run: a connection flood can then take
       // only what is left of maxConnections, and its refusals are exactly the connections beyond the limit.
       const ordinary = Promise.all([
-        runLoad({ address: instance.address, connections: ORDINARY_CONNECTIONS, message: outbound, durationMs: seconds * 1000, warmupMs, rate: ORDINARY_RATE, check: outboundCheck, messagesPerConnection: Infinity, onConnected }),
-        runLoad({ address: instance.address, connections: ORDINARY_CONNECTIONS, message: inboundOrdinary, durationMs: seconds * 1000, warmupMs, rate: ORDINARY_RATE, check: inboundCheck, messagesPerConnection: Infinity, onConnected }),
+        runLoad({ address: instance.address, connections: ORDINARY_CONNECTIONS, message: outbound, durationMs: seconds * 1000, warmupMs, rate: ORDINARY_RATE, check: outboundCheck, messagesPerConnection: Infinity, lateReplies: true, onConnected }),
+        runLoad({ address: instance.address, connections: ORDINARY_CONNECTIONS, message: inboundOrdinary, durationMs: seconds * 1000, warmupMs, rate: ORDINARY_RATE, check: inboundCheck, messagesPerConnection: Infinity, lateReplies: true, onConnected }),
       ]);
       await bothConnected;
+      // The hostile stream ends with the ordinary loads' measured window (messages under way then still finish).
+      const windowEnd = setTimeout(() => stop.abort(), warmupMs + seconds * 1000);
       let flood: Promise<FloodOutcome> | undefined;
       let hostile: Promise<LoadResult> | undefined;
       let floodFilled = 0;
@@ -370,6 +369,7 @@ export async function runHostileLoad(setup: HostileSetup): Promise<HostileLoadRe
         });
       }
       const [out, inb] = await ordinary;
+      clearTimeout(windowEnd);
       stop.abort();
       const floodOutcome = await flood;
       const hostileResult = await hostile;

@@ -40,6 +40,11 @@ export interface LoadOptions {
   readonly check?: ReplyCheck;
   /** Milliseconds the client waits for each reply. Default 120 s (large messages). */
   readonly replyTimeoutMs?: number;
+  /**
+   * Count a message started inside the measured window whose reply comes after the window ends (otherwise it is
+   * dropped): a paced load must not lose its slowest messages from its percentiles.
+   */
+  readonly lateReplies?: boolean;
   /** Ends the load when aborted (no new message starts; those under way finish). */
   readonly signal?: AbortSignal;
   /**
@@ -234,7 +239,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       error = (failure as Error).message;
       await session.close().catch(() => undefined);
     }
-    if (start >= measureFrom && end <= stopAt) {
+    if (start >= measureFrom && (end <= stopAt || (options.lateReplies === true && start < stopAt))) {
       samples.push({ start, end, bytes: message.raw.length, lag: Math.max(0, start - scheduled), error, verdict });
     }
   };
