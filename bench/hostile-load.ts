@@ -271,8 +271,12 @@ async function connectionFlood(address: string, parallel: number, signal: AbortS
     filled();
     await Promise.all(
       Array.from({ length: parallel }, async () => {
-        // Beyond the limit every one must be refused; one admitted here is counted as `continue`.
-        while (!signal.aborted) count(await attempt(false));
+        // Beyond the limit every one must be refused; one admitted here is counted as `continue`. An attempt that
+        // ends after the ordinary load began closing its connections is not counted: it may have found room.
+        while (!signal.aborted) {
+          const label = await attempt(false);
+          if (!signal.aborted) count(label);
+        }
       }),
     );
   } finally {
@@ -344,15 +348,15 @@ export async function runHostileLoad(setup: HostileSetup): Promise<HostileLoadRe
       const onConnected = (): void => {
         if (++connected === 2) hostileStarted();
       };
+      // The hostile stream ends when the first ordinary load has its last reply, before it closes a connection.
+      const onFinished = (): void => stop.abort();
       // The ordinary connections are opened first and held for the whole run: a connection flood can then take
       // only what is left of maxConnections, and its refusals are exactly the connections beyond the limit.
       const ordinary = Promise.all([
-        runLoad({ address: instance.address, connections: ORDINARY_CONNECTIONS, message: outbound, durationMs: seconds * 1000, warmupMs, rate: ORDINARY_RATE, check: outboundCheck, messagesPerConnection: Infinity, lateReplies: true, onConnected }),
-        runLoad({ address: instance.address, connections: ORDINARY_CONNECTIONS, message: inboundOrdinary, durationMs: seconds * 1000, warmupMs, rate: ORDINARY_RATE, check: inboundCheck, messagesPerConnection: Infinity, lateReplies: true, onConnected }),
+        runLoad({ address: instance.address, connections: ORDINARY_CONNECTIONS, message: outbound, durationMs: seconds * 1000, warmupMs, rate: ORDINARY_RATE, check: outboundCheck, messagesPerConnection: Infinity, lateReplies: true, onConnected, onFinished }),
+        runLoad({ address: instance.address, connections: ORDINARY_CONNECTIONS, message: inboundOrdinary, durationMs: seconds * 1000, warmupMs, rate: ORDINARY_RATE, check: inboundCheck, messagesPerConnection: Infinity, lateReplies: true, onConnected, onFinished }),
       ]);
       await bothConnected;
-      // The hostile stream ends with the ordinary loads' measured window (messages under way then still finish).
-      const windowEnd = setTimeout(() => stop.abort(), warmupMs + seconds * 1000);
       let flood: Promise<FloodOutcome> | undefined;
       let hostile: Promise<LoadResult> | undefined;
       let floodFilled = 0;
@@ -369,8 +373,6 @@ export async function runHostileLoad(setup: HostileSetup): Promise<HostileLoadRe
         });
       }
       const [out, inb] = await ordinary;
-      clearTimeout(windowEnd);
-      stop.abort();
       const floodOutcome = await flood;
       const hostileResult = await hostile;
       const usage = monitor.stop();

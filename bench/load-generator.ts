@@ -52,6 +52,8 @@ export interface LoadOptions {
    * `messagesPerConnection: Infinity` the load then holds exactly `connections` milter connections throughout.
    */
   readonly onConnected?: () => void;
+  /** Called once the last message is answered, before any connection is closed. */
+  readonly onFinished?: () => void;
 }
 
 /** Latency figures, milliseconds. */
@@ -262,6 +264,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       await paced(sessions, options.rate, stopAt, started, one, options.signal);
     }
   } finally {
+    options.onFinished?.();
     await closeAll();
   }
   const last = samples.reduce((max, s) => Math.max(max, s.end), measureFrom);
