@@ -2,7 +2,8 @@
  * `npm run bench`: the whole benchmark in one run (docs in BENCHMARKS.md). It starts a loopback DNS server,
  * the milters under test (muse-milter with one worker per core and with one worker, the no-op milter,
  * OpenDKIM) as separate processes, drives them with the load generator over unix sockets and loopback TCP,
- * runs the gpg-per-message baseline and the crypto limit on the same messages, profiles muse-milter, judges
+ * runs the gpg-per-message baseline and the crypto limit on the same messages, profiles muse-milter, loads a
+ * muse-milter with its default limits with ordinary and hostile mail at once (bench/hostile-load.ts), judges
  * the targets and writes bench/results/bench.{json,md,svg}.
  *
  * Options: `--out DIR` (default bench/results), `--scale F` (multiplies every duration and count; 0.2 gives a
