@@ -67,6 +67,8 @@ export interface MuseInstance {
   readonly process: TargetProcess;
   /** The log (standard output). */
   readonly logFile: string;
+  /** The configuration file it runs with. */
+  readonly configFile: string;
 }
 
 /** Starts muse-milter; resolves when every worker listens. */
@@ -81,5 +83,5 @@ export async function startMuse(setup: MuseSetup): Promise<MuseInstance> {
     address,
     readyText: 'run: milter listening on',
   });
-  return { address, process: child, logFile };
+  return { address, process: child, logFile, configFile: config };
 }
