@@ -372,7 +372,8 @@ export async function runHostileLoad(setup: HostileSetup): Promise<HostileLoadRe
         runLoad({ address: instance.address, connections: ORDINARY_CONNECTIONS, message: outbound, durationMs: seconds * 1000, warmupMs, rate: ORDINARY_RATE, check: outboundCheck, messagesPerConnection: Infinity, lateReplies: true, onConnected, onFinished }),
         runLoad({ address: instance.address, connections: ORDINARY_CONNECTIONS, message: inboundOrdinary, durationMs: seconds * 1000, warmupMs, rate: ORDINARY_RATE, check: inboundCheck, messagesPerConnection: Infinity, lateReplies: true, onConnected, onFinished }),
       ]);
-      await bothConnected;
+      // An ordinary load that cannot connect rejects here rather than leaving the phase waiting.
+      await Promise.race([bothConnected, ordinary]);
       let flood: Promise<FloodOutcome> | undefined;
       let hostile: Promise<LoadResult> | undefined;
       if (shape?.connectionFlood === true) {
