@@ -9,7 +9,8 @@
  *
  * Three ways to load: for a duration (closed loop, every connection sends its next message as soon as the
  * previous one is answered; results of a warm-up period are dropped), for a count of messages (closed loop),
- * or paced (open loop: messages start at a fixed rate on whichever connection is idle).
+ * or paced (open loop: messages start at a fixed rate on whichever connection is idle). Any of them can also be
+ * ended from outside (an abort signal), as the hostile-load phase ends its hostile streams.
  */
 import { MAX_BODY_CHUNK, MilterClient, type EndOfMessageReply, type Transaction } from '../milter/src/index.ts';
 import type { BenchMessage } from './messages.ts';
@@ -39,6 +40,20 @@ export interface LoadOptions {
   readonly check?: ReplyCheck;
   /** Milliseconds the client waits for each reply. Default 120 s (large messages). */
   readonly replyTimeoutMs?: number;
+  /**
+   * Count a message started inside the measured window whose reply comes after the window ends (otherwise it is
+   * dropped): a paced load must not lose its slowest messages from its percentiles.
+   */
+  readonly lateReplies?: boolean;
+  /** Ends the load when aborted (no new message starts; those under way finish). */
+  readonly signal?: AbortSignal;
+  /**
+   * Open every connection (CONNECT, HELO) before the first message, and call this once they all are. With
+   * `messagesPerConnection: Infinity` the load then holds exactly `connections` milter connections throughout.
+   */
+  readonly onConnected?: () => void;
+  /** Called once the last message is answered, before any connection is closed. */
+  readonly onFinished?: () => void;
 }
 
 /** Latency figures, milliseconds. */
@@ -55,7 +70,7 @@ export interface LoadResult extends RunCounts {
   readonly latencyMs: LatencySummary;
   /** Paced runs: how late messages started against their schedule, p99 in milliseconds (0 otherwise). */
   readonly scheduleLagP99Ms: number;
-  /** Final replies by kind (`continue`, `accept`, …). */
+  /** Final replies by kind (`continue`, `accept`, …; a reply code by its codes, `reply 451 4.3.4`). */
   readonly verdicts: Readonly<Record<string, number>>;
 }
 
@@ -102,6 +117,11 @@ class Session {
     this.client = undefined;
     this.sent = 0;
     await client?.close();
+  }
+
+  /** Opens the connection and its SMTP session now, with the client and HELO of `transaction`. */
+  async connect(transaction: Transaction): Promise<void> {
+    await this.open(transaction);
   }
 
   private async open(transaction: Transaction): Promise<MilterClient> {
@@ -167,14 +187,35 @@ function summarise(samples: readonly Sample[], elapsedMs: number): LoadResult {
   };
 }
 
+/** The label of a final reply in {@link LoadResult.verdicts}. */
+export function verdictLabel(reply: EndOfMessageReply): string {
+  const verdict = reply.verdict;
+  if (verdict.kind !== 'replyCode') return verdict.kind;
+  // An SMTP reply: its basic and enhanced status codes (RFC 5321, RFC 3463), without the text.
+  const [code, status] = verdict.reply.split(/[ -]/, 2);
+  return `reply ${code ?? ''} ${status ?? ''}`.trimEnd();
+}
+
 /** Runs one load and measures it. Every connection is closed when it returns. */
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
-  if (options.count === undefined && options.durationMs === undefined) throw new Error('runLoad needs count or durationMs');
+  if (options.count === undefined && options.durationMs === undefined && options.signal === undefined) throw new Error('runLoad needs count, durationMs or signal');
   if (options.rate !== undefined && options.durationMs === undefined) throw new Error('a paced load needs durationMs');
   const sessions = Array.from(
     { length: options.connections },
     () => new Session(options.address, options.messagesPerConnection ?? 10, options.replyTimeoutMs ?? 120_000),
   );
+  const closeAll = (): Promise<unknown> => Promise.all(sessions.map((s) => s.close().catch(() => undefined)));
+  if (options.onConnected !== undefined) {
+    // Connections are opened before the clock starts: their set-up is no message's time, nor the schedule's.
+    const first = options.message(0).transaction;
+    try {
+      await Promise.all(sessions.map((session) => session.connect(first)));
+    } catch (error) {
+      await closeAll();
+      throw error;
+    }
+    options.onConnected();
+  }
   const warmupMs = options.warmupMs ?? 0;
   const started = performance.now();
   const measureFrom = started + warmupMs;
@@ -193,18 +234,19 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     try {
       const sent = await session.send(message.transaction);
       ({ began: start, ended: end } = sent);
-      verdict = sent.reply.verdict.kind;
+      verdict = verdictLabel(sent.reply);
       error = options.check?.(sent.reply);
     } catch (failure) {
       end = performance.now();
       error = (failure as Error).message;
       await session.close().catch(() => undefined);
     }
-    if (start >= measureFrom && end <= stopAt) {
+    if (start >= measureFrom && (end <= stopAt || (options.lateReplies === true && start < stopAt))) {
       samples.push({ start, end, bytes: message.raw.length, lag: Math.max(0, start - scheduled), error, verdict });
     }
   };
   const wanted = (): boolean => {
+    if (options.signal?.aborted === true) return false;
     const now = performance.now();
     if (now >= stopAt) return false;
     if (options.count !== undefined && now >= measureFrom) return measured++ < options.count;
@@ -219,10 +261,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         }),
       );
     } else {
-      await paced(sessions, options.rate, stopAt, started, one);
+      await paced(sessions, options.rate, stopAt, started, one, options.signal);
     }
   } finally {
-    await Promise.all(sessions.map((s) => s.close().catch(() => undefined)));
+    options.onFinished?.();
+    await closeAll();
   }
   const last = samples.reduce((max, s) => Math.max(max, s.end), measureFrom);
   const window = options.durationMs ?? last - measureFrom;
@@ -236,6 +279,7 @@ async function paced(
   stopAt: number,
   started: number,
   one: (session: Session, scheduled: number) => Promise<void>,
+  signal: AbortSignal | undefined,
 ): Promise<void> {
   const idle = [...sessions];
   const waiting: Array<(session: Session) => void> = [];
@@ -247,7 +291,7 @@ async function paced(
   };
   for (let k = 0; ; k++) {
     const scheduled = started + (k * 1000) / rate;
-    if (scheduled >= stopAt) break;
+    if (scheduled >= stopAt || signal?.aborted === true) break;
     const delay = scheduled - performance.now();
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
     const session = idle.pop() ?? (await new Promise<Session>((resolve) => waiting.push(resolve)));

@@ -54,6 +54,58 @@ export interface TargetResult {
   readonly met: boolean;
 }
 
+/** Ordinary mail of one direction during a hostile-load run. */
+export interface OrdinaryFigures {
+  readonly direction: 'outbound' | 'inbound';
+  /** Messages per second, paced. */
+  readonly rate: number;
+  readonly messages: number;
+  readonly errors: number;
+  readonly errorSamples: readonly string[];
+  readonly latencyP50Ms: number;
+  readonly latencyP99Ms: number;
+}
+
+/** One run of the hostile-load phase: ordinary mail, alone or beside one hostile shape. */
+export interface HostileRun {
+  /** `none` for ordinary mail alone. */
+  readonly shape: string;
+  readonly description: string;
+  readonly ordinary: readonly OrdinaryFigures[];
+  /** The milter's processes, summed. */
+  readonly peakRssMiB: number;
+  readonly startRssMiB: number;
+  /** What the limits allow it to hold (bench/hostile-load.ts, `memoryBound`). */
+  readonly boundMiB: number;
+  readonly cpuCores: number;
+  /** The hostile messages (or connections): what each should get, and what they got, by final reply. */
+  readonly hostile?: {
+    readonly expected: string;
+    readonly sent: number;
+    readonly outcomes: Readonly<Record<string, number>>;
+    readonly errorSamples: readonly string[];
+  };
+}
+
+/** The hostile-load phase (bench/hostile-load.ts). */
+export interface HostileLoadReport {
+  readonly startedAt: string;
+  readonly workers: number;
+  /** Ordinary messages per second in each direction, and connections per direction. */
+  readonly ordinaryRate: number;
+  readonly ordinaryConnections: number;
+  /** Measured seconds per run. */
+  readonly seconds: number;
+  readonly idleRssMiB: number;
+  readonly limits: Readonly<Record<string, number>>;
+  readonly runs: readonly HostileRun[];
+  /** Load average when the phase began and ended, if recorded. */
+  readonly loadAverage?: string;
+}
+
+/** The target of the hostile-load phase: ordinary p99 under load at most this many times the unloaded p99. */
+export const HOSTILE_P99_RATIO = 2;
+
 /** The whole report. */
 export interface BenchReport {
   readonly startedAt: string;
@@ -63,6 +115,8 @@ export interface BenchReport {
   readonly runs: readonly RunRecord[];
   readonly targets: readonly TargetResult[];
   readonly profile: ProfileSummary | undefined;
+  /** The hostile-load phase, when it ran. */
+  readonly hostile?: HostileLoadReport;
 }
 
 /** The key that groups repeated rounds of one scenario. */
@@ -131,6 +185,7 @@ export function markdown(report: BenchReport): string {
       `| ${SYSTEM_NAMES[r.system]} | ${mode} | ${r.transport} | ${r.sizeLabel} | ${r.domains} | ${r.dns} | ${r.connections} | ${cell(r.messagesPerSecond)} | ${cell(r.megabytesPerSecond)} | ${cell(r.latencyP50Ms, 2)} | ${cell(r.latencyP99Ms, 2)} | ${cell(r.cpuCores, 2)} | ${cell(r.loadGeneratorCores, 2)} | ${cell(r.peakRssMiB, 0)} | ${cell(r.startRssMiB, 0)} | ${r.errors} |`,
     );
   }
+  if (report.hostile !== undefined) lines.push('', ...hostileMarkdown(report.hostile));
   if (report.profile !== undefined) {
     const p = report.profile;
     lines.push('', `### Profile (muse-milter, 4 KiB, 1 domain, 16 connections; ${p.processes} processes, ${p.totalMs} ms of samples)`, '');
@@ -140,6 +195,40 @@ export function markdown(report: BenchReport): string {
     for (const f of p.top) lines.push(`| \`${f.name}\` | ${f.selfPercent} | ${f.selfMs} |`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The hostile-load section: one row per run, ordinary p99 against the unloaded run, memory against its bound. */
+export function hostileMarkdown(h: HostileLoadReport): string[] {
+  const alone = h.runs.find((r) => r.shape === 'none');
+  const p99 = (run: HostileRun | undefined, direction: OrdinaryFigures['direction']): number => run?.ordinary.find((o) => o.direction === direction)?.latencyP99Ms ?? Number.NaN;
+  const p50 = (run: HostileRun, direction: OrdinaryFigures['direction']): number => run.ordinary.find((o) => o.direction === direction)?.latencyP50Ms ?? Number.NaN;
+  const errors = (run: HostileRun): number => run.ordinary.reduce((sum, o) => sum + o.errors, 0);
+  const lines = [
+    `### Hostile load (run of ${h.startedAt}${h.loadAverage === undefined ? '' : `; load average ${h.loadAverage}`})`,
+    '',
+    `One muse-milter, ${h.workers} worker, every limit at its default. Ordinary mail: ${h.ordinaryRate} msg/s outbound (4 KiB) and ` +
+      `${h.ordinaryRate} msg/s inbound (4 KiB, signed and encrypted), paced, ${h.ordinaryConnections} connections each, ${h.seconds} s per run. ` +
+      `Ratio: ordinary p99 beside the hostile stream / p99 alone (target ≤ ${HOSTILE_P99_RATIO}). Memory: peak resident memory of the milter's ` +
+      `processes against the bound its limits imply. Idle RSS ${h.idleRssMiB} MiB.`,
+    '',
+    '| hostile shape | out p50 / p99 ms | out p99 ratio | in p50 / p99 ms | in p99 ratio | p99 target met | ordinary errors | RSS start → peak MiB | bound MiB | within bound | milter CPU cores | hostile outcome (expected) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const run of h.runs) {
+    const ratioOut = p99(run, 'outbound') / p99(alone, 'outbound');
+    const ratioIn = p99(run, 'inbound') / p99(alone, 'inbound');
+    const met = run.shape === 'none' ? '' : ratioOut <= HOSTILE_P99_RATIO && ratioIn <= HOSTILE_P99_RATIO ? 'yes' : '**no**';
+    const outcome =
+      run.hostile === undefined
+        ? ''
+        : `${Object.entries(run.hostile.outcomes).map(([label, n]) => `${n} × ${label}`).join(', ')} (${run.hostile.expected})${run.hostile.errorSamples.length > 0 ? `; ${run.hostile.errorSamples.join('; ')}` : ''}`;
+    lines.push(
+      `| ${run.shape === 'none' ? 'none (ordinary alone)' : `${run.shape}: ${run.description}`} | ${cell(p50(run, 'outbound'), 2)} / ${cell(p99(run, 'outbound'), 2)} | ${run.shape === 'none' ? '' : cell(ratioOut, 2)} | ` +
+        `${cell(p50(run, 'inbound'), 2)} / ${cell(p99(run, 'inbound'), 2)} | ${run.shape === 'none' ? '' : cell(ratioIn, 2)} | ${met} | ${errors(run)} | ` +
+        `${run.startRssMiB} → ${run.peakRssMiB} | ${run.boundMiB} | ${run.peakRssMiB <= run.boundMiB ? 'yes' : '**no**'} | ${cell(run.cpuCores, 2)} | ${outcome} |`,
+    );
+  }
+  return lines;
 }
 
 const escapeXml = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');

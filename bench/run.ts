@@ -2,28 +2,32 @@
  * `npm run bench`: the whole benchmark in one run (docs in BENCHMARKS.md). It starts a loopback DNS server,
  * the milters under test (muse-milter with one worker per core and with one worker, the no-op milter,
  * OpenDKIM) as separate processes, drives them with the load generator over unix sockets and loopback TCP,
- * runs the gpg-per-message baseline and the crypto limit on the same messages, profiles muse-milter, judges
+ * runs the gpg-per-message baseline and the crypto limit on the same messages, profiles muse-milter, loads a
+ * muse-milter with its default limits with ordinary and hostile mail at once (bench/hostile-load.ts), judges
  * the targets and writes bench/results/bench.{json,md,svg}.
  *
  * Options: `--out DIR` (default bench/results), `--scale F` (multiplies every duration and count; 0.2 gives a
- * quick look, and the results are then not written unless --out is given).
+ * quick look, and the results are then not written unless --out is given), `--only hostile` (the hostile-load
+ * phase alone: its results replace the hostile-load section of the report already in the output directory, and
+ * every other figure there is kept).
  */
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
-import { generateKey } from 'openpgp';
+import { generateKey, type PrivateKey } from 'openpgp';
 import { generateSiteKey } from '../src/keys/index.ts';
 import { runCryptoLimit } from './baselines/crypto-limit.ts';
 import { prepareGpgHome, runGpg, stopGpgAgent, type GpgHome } from './baselines/gpg.ts';
 import { startBenchDns } from './dns-server.ts';
+import { runHostileLoad } from './hostile-load.ts';
 import { runLoad, type LoadOptions, type ReplyCheck } from './load-generator.ts';
 import { buildMessage, RECIPIENT_ZONE, recipientDomains, textBody, type BenchMessage } from './messages.ts';
 import { ProcessMonitor } from './process-monitor.ts';
 import { summariseProfiles, type ProfileSummary } from './profile.ts';
-import { findRun, markdown, summariseRuns, svgChart, SYSTEM_NAMES, type BenchReport, type RunRecord, type System, type TargetResult } from './report.ts';
+import { findRun, markdown, summariseRuns, svgChart, SYSTEM_NAMES, type BenchReport, hostileMarkdown, type HostileLoadReport, type RunRecord, type System, type TargetResult } from './report.ts';
 import { round } from './stats.ts';
 import { startMuse } from './targets/muse.ts';
 import { startNoop } from './targets/noop.ts';
@@ -55,8 +59,11 @@ const COLD = [
   { size: SIZES[1], domains: 5, count: 60 },
 ] as const;
 
-const { values: options } = parseArgs({ options: { out: { type: 'string' }, scale: { type: 'string' } } });
+const { values: options } = parseArgs({ options: { out: { type: 'string' }, scale: { type: 'string' }, only: { type: 'string' } } });
 const SCALE = Number(options.scale ?? '1');
+/** The one phase to run (`hostile`), or every phase. */
+const ONLY = options.only;
+if (ONLY !== undefined && ONLY !== 'hostile') throw new Error(`--only ${ONLY}: the phase that runs alone is "hostile"`);
 const OUT_DIR = options.out ?? (SCALE === 1 ? fileURLToPath(new URL('../../bench/results/', import.meta.url)) : undefined);
 const scaled = (value: number, floor = 1): number => Math.max(floor, Math.round(value * SCALE));
 
@@ -184,11 +191,14 @@ async function main(): Promise<void> {
     // Keys: the sending site's, and one per fixed recipient domain (warm DNS).
     const site = await generateSiteKey('sender.bench.test');
     const fixed: Record<string, { bytes: Uint8Array; fingerprint: string }> = {};
+    // The first recipient domain also sends: the hostile-load phase's ordinary inbound mail is signed with its key.
+    let peerKey: PrivateKey | undefined;
     for (let k = 1; k <= 5; k++) {
-      const { publicKey } = await generateKey({ type: 'ecc', curve: 'ed25519Legacy', userIDs: [{ email: `postmaster@r${k}.${RECIPIENT_ZONE}` }], format: 'object' });
+      const { publicKey, privateKey } = await generateKey({ type: 'ecc', curve: 'ed25519Legacy', userIDs: [{ email: `postmaster@r${k}.${RECIPIENT_ZONE}` }], format: 'object' });
       fixed[`r${k}.${RECIPIENT_ZONE}`] = { bytes: publicKey.write(), fingerprint: publicKey.getFingerprint().toUpperCase() };
+      peerKey ??= privateKey;
     }
-    const coldDomains = COLD.reduce((sum, c) => sum + scaled(c.count) * c.domains, 0);
+    const coldDomains = ONLY === 'hostile' ? 0 : COLD.reduce((sum, c) => sum + scaled(c.count) * c.domains, 0);
     const dns = await startBenchDns(PORTS.dns, Object.fromEntries(Object.entries(fixed).map(([d, k]) => [d, k.bytes])), coldDomains);
     stops.push(() => dns.close());
     const siteKey = site.armor();
@@ -211,6 +221,45 @@ async function main(): Promise<void> {
       await mkdir(dir, { recursive: true });
       return dir;
     };
+
+    /** Phase 6: ordinary mail beside hostile mail, in a muse-milter of its own with the default limits. */
+    const hostilePhase = async (): Promise<HostileLoadReport> => {
+      log('phase 6: hostile load');
+      const before = loadavg()[0]?.toFixed(2);
+      const result = await runHostileLoad({
+        dir: join(root, 'muse-hostile'),
+        dns: dns.address,
+        metricsPort: PORTS.metricsExtra,
+        siteKey: site,
+        peer: { domain: `r1.${RECIPIENT_ZONE}`, key: peerKey as PrivateKey },
+        scale: SCALE,
+        log,
+      });
+      return { ...result, loadAverage: `${before} at start, ${loadavg()[0]?.toFixed(2)} at end (1 min)` };
+    };
+    if (ONLY === 'hostile') {
+      const hostile = await hostilePhase();
+      // The other phases' figures stay as the last full run left them; only the hostile-load section is replaced.
+      const previous = OUT_DIR === undefined ? undefined : await readFile(join(OUT_DIR, 'bench.json'), 'utf8').then((text) => JSON.parse(text) as BenchReport, () => undefined);
+      const report: BenchReport = previous ?? {
+        startedAt: startedAt.toISOString(),
+        durationSeconds: 0,
+        machine: machineInfo,
+        command: 'npm run bench -- --only hostile',
+        runs: [],
+        targets: [],
+        profile: undefined,
+      };
+      const merged: BenchReport = { ...report, hostile };
+      if (OUT_DIR !== undefined) {
+        await mkdir(OUT_DIR, { recursive: true });
+        await writeFile(join(OUT_DIR, 'bench.json'), `${JSON.stringify(merged, null, 2)}\n`);
+        await writeFile(join(OUT_DIR, 'bench.md'), markdown(merged));
+        log(`hostile-load results in ${OUT_DIR}`);
+      }
+      process.stdout.write(`${hostileMarkdown(hostile).join('\n')}\n`);
+      return;
+    }
 
     const home: GpgHome = await prepareGpgHome(join(root, 'gnupg'), siteKey, site.getFingerprint().toUpperCase(), fixed);
     stops.push(() => stopGpgAgent(home));
@@ -315,6 +364,8 @@ async function main(): Promise<void> {
     await profiled.process.stop();
     const profile: ProfileSummary = summariseProfiles(profileDir);
 
+    const hostile = await hostilePhase();
+
     const report: BenchReport = {
       startedAt: startedAt.toISOString(),
       durationSeconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
@@ -323,6 +374,7 @@ async function main(): Promise<void> {
       runs,
       targets: judgeTargets(runs, bigRun),
       profile,
+      hostile,
     };
     if (OUT_DIR !== undefined) {
       await mkdir(OUT_DIR, { recursive: true });

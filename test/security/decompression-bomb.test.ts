@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import { dearmor } from '../../src/pgp/armor.ts';
 import { readPgpMime } from '../../src/mime/pgp-mime-read.ts';
 import { parseContentType } from '../../src/mime/content-fields.ts';
+import { bombEntity } from '../support/hostile-messages.ts';
 import { encryptedToUs, openAsReceiver, type HostileMessage } from './support/hostile-mail.ts';
 
 const BOMB_BYTES = 30 * 1024 * 1024;
@@ -54,7 +55,7 @@ let bomb: HostileMessage;
 let zipBomb: HostileMessage;
 
 before(async () => {
-  const inner = Buffer.concat([INNER_HEADER, Buffer.alloc(BOMB_BYTES, 0x41)]);
+  const inner = bombEntity(BOMB_BYTES);
   [bomb, zipBomb] = await Promise.all([encryptedToUs(inner, 'zlib'), encryptedToUs(inner, 'zip')]);
 });
 

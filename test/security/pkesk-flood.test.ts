@@ -9,8 +9,9 @@
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
-import { createMessage, encrypt, enums, PacketList, PublicKeyEncryptedSessionKeyPacket, readMessage, readPrivateKey, type AnyPacket, type PrivateKey } from 'openpgp';
+import { createMessage, encrypt, enums, readMessage, readPrivateKey, type AnyPacket, type PrivateKey } from 'openpgp';
 import { FIXED_NOW, testKeys } from '../engine/fixtures.ts';
+import { relabelledSessionKeyPacket, splitFirstPacket, withSessionKeyPackets } from '../support/hostile-messages.ts';
 import { openAsReceiver, pgpMime, type HostileMessage } from './support/hostile-mail.ts';
 
 const INNER = Buffer.from('Content-Type: text/plain\r\n\r\nhello\r\n');
@@ -37,30 +38,16 @@ async function encryptedFor(options: { to: 'receiver' | 'stranger'; wildcard?: b
     [...packets].map((p) => (p.constructor as unknown as { tag: number }).tag),
     [enums.packet.publicKeyEncryptedSessionKey, enums.packet.symEncryptedIntegrityProtectedData],
   );
-  const pkesk = packets[0] as AnyPacket;
-  const framed = new PacketList<AnyPacket>();
-  framed.push(pkesk);
   // The data packet is what follows the PKESK packet, as encrypt() wrote it.
-  return { pkesk: pkesk.write(), data: binary.subarray(framed.write().length) };
+  const { body, rest } = splitFirstPacket(binary, packets[0] as AnyPacket);
+  return { pkesk: body, data: rest };
 }
 
-/** A v3 PKESK body with its recipient key ID (octets 1-8) replaced. */
-function relabelled(body: Uint8Array, keyId: Uint8Array): Uint8Array {
-  const copy = Uint8Array.from(body);
-  assert.equal(copy[0], 3);
-  copy.set(keyId, 1);
-  return copy;
-}
+const relabelled = relabelledSessionKeyPacket;
 
 /** A message of the given PKESK bodies and the encrypted data. */
 function message(pkesks: Uint8Array[]): HostileMessage {
-  const list = new PacketList<AnyPacket>();
-  for (const body of pkesks) {
-    const packet = new PublicKeyEncryptedSessionKeyPacket();
-    packet.read(body);
-    list.push(packet);
-  }
-  return pgpMime(Buffer.concat([list.write(), data]));
+  return pgpMime(withSessionKeyPackets(pkesks, data));
 }
 
 const times = (n: number, body: Uint8Array): Uint8Array[] => Array.from({ length: n }, () => body);

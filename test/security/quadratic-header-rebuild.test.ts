@@ -10,23 +10,13 @@ import { test } from 'node:test';
 import { applyHeaderEdits, syncGroupEdits, type HeaderEdit } from '../../src/engine/header-edits.ts';
 import { contentFieldEdits, signedHeaderEdits, unverifiedFieldAdditions } from '../../src/engine/delivered-header.ts';
 import { forgedFieldDeletions } from '../../src/engine/authentication-results.ts';
-import type { HeaderField } from '../../src/mime/header-fields.ts';
+import { distinctContentFields, entityOf as entity, headerFloodEntity } from '../support/hostile-messages.ts';
 import { encryptedToUs, openAsReceiver, OUTER } from './support/hostile-mail.ts';
 
 const FIELDS = 8000;
 
-/** `count` fields, each with its own Content-* name (every one a separate name to sync). */
-function distinctContentFields(count: number): HeaderField[] {
-  return Array.from({ length: count }, (_, i) => ({ name: `Content-X${i}`, value: ` v${i}` }));
-}
-
-/** An inner entity with the given header fields and a one-line body. */
-function entity(fields: readonly HeaderField[]): Buffer {
-  return Buffer.from(fields.map((f) => `${f.name}:${f.value}\r\n`).join('') + '\r\nhi\r\n', 'latin1');
-}
-
 test('8,000 inner fields are refused by the field limit before any edit is computed', async () => {
-  const message = await encryptedToUs(entity([{ name: 'From', value: ' a@attacker.test' }, ...distinctContentFields(FIELDS)]));
+  const message = await encryptedToUs(headerFloodEntity(FIELDS));
   const started = performance.now();
   const result = await openAsReceiver(message);
   const elapsed = performance.now() - started;

@@ -2,12 +2,12 @@
  * Mail a hostile sender can make without any key but our public one: PGP/MIME encrypted to the receiving site
  * (unsigned), built packet by packet where the attack needs it, and the engine's inbound entry with the test keys.
  */
-import { createMessage, encrypt, enums, type Config, type PartialConfig } from 'openpgp';
 import { openInbound, type InboundOptions, type InboundResult } from '../../../src/engine/inbound.ts';
 import type { HeaderField } from '../../../src/mime/header-fields.ts';
 import { armorBytes } from '../../../src/pgp/armor.ts';
 import { FIXED_NOW, testKeys } from '../../engine/fixtures.ts';
 import { PGP_MIME_TYPE, pgpMimeBody } from '../../support/encrypted-mail.ts';
+import { encryptedTo, type HostileCompression } from '../../support/hostile-messages.ts';
 
 /** The outer header of every hostile message: a PGP/MIME message to the receiving site. */
 export const OUTER: HeaderField[] = [
@@ -30,11 +30,9 @@ export function pgpMime(binary: Uint8Array): HostileMessage {
 }
 
 /** `inner` (a whole MIME entity) encrypted, unsigned, to the receiving site; compressed when asked. */
-export async function encryptedToUs(inner: Buffer, compression: 'none' | 'zlib' | 'zip' = 'none'): Promise<HostileMessage> {
+export async function encryptedToUs(inner: Buffer, compression: HostileCompression = 'none'): Promise<HostileMessage> {
   const keys = await testKeys();
-  const config: PartialConfig = { preferredCompressionAlgorithm: enums.compression[compression === 'none' ? 'uncompressed' : compression] } as Partial<Config>;
-  const binary = await encrypt({ message: await createMessage({ binary: inner }), encryptionKeys: keys.receiverSite.public, format: 'binary', date: FIXED_NOW, config });
-  return pgpMime(binary);
+  return pgpMime(await encryptedTo(keys.receiverSite.public, inner, compression, FIXED_NOW));
 }
 
 /** Opens `message` as the receiving site, nobody's sender key published. */
