@@ -335,3 +335,100 @@ function decodeCanonical(encoded: Buffer, invalid: (why: string) => PgpError): B
 function isBlank(line: string): boolean {
   return /^[ \t]*$/.test(line);
 }
+
+/**
+ * Decodes one armored block of `type` fed line by line (each line without its CRLF or LF), with exactly the rules
+ * of {@link dearmorPieces}: a caller that splits a stream into lines as {@link dearmorPieces} splits a buffer gets
+ * the same bytes, or the same refusal. Memory stays at one batch. As with {@link dearmorPieces}, the pieces are only
+ * trustworthy once {@link finish} has returned.
+ */
+export class LineDearmorer {
+  readonly #type: ArmorType;
+  #state: 'lead' | 'headers' | 'data' | 'trail' = 'lead';
+  readonly #batch = Buffer.allocUnsafe(DECODE_BATCH);
+  #filled = 0;
+  readonly #crc = new Crc24();
+  #padded = false;
+  #checksum: string | null = null;
+  #bytes = 0;
+
+  constructor(type: ArmorType) {
+    this.#type = type;
+  }
+
+  /** Octets decoded so far. */
+  get byteLength(): number {
+    return this.#bytes;
+  }
+
+  /** Reads one line; returns the octets it completes (often none). Throws `ARMOR_INVALID`. */
+  line(line: Buffer): Buffer[] {
+    const type = this.#type;
+    switch (this.#state) {
+      case 'lead':
+        if (isBlank(line.toString('latin1'))) return [];
+        if (line.toString('latin1') !== `-----BEGIN PGP ${type}-----`) throw this.#invalid('no BEGIN line');
+        this.#state = 'headers';
+        return [];
+      case 'headers':
+        if (line.length === 0) this.#state = 'data';
+        else if (!ARMOR_HEADER.test(line.toString('latin1'))) throw this.#invalid('malformed armor header');
+        return [];
+      case 'trail':
+        if (!isBlank(line.toString('latin1'))) throw this.#invalid('text after the END line');
+        return [];
+      case 'data':
+        return this.#dataLine(line);
+    }
+  }
+
+  #dataLine(line: Buffer): Buffer[] {
+    if (line[0] === 0x2d && line.toString('latin1') === `-----END PGP ${this.#type}-----`) {
+      this.#state = 'trail';
+      return [];
+    }
+    if (this.#checksum !== null) throw this.#invalid('data after the checksum line');
+    if (line[0] === PAD) {
+      if (!CHECKSUM_LINE.test(line.toString('latin1'))) throw this.#invalid('malformed checksum line');
+      this.#checksum = line.toString('latin1').slice(1);
+      return [];
+    }
+    if (line.length === 0 || this.#padded) throw this.#invalid('invalid line in the base64 data');
+    for (let i = 0; i < line.length; i++) {
+      const c = line[i] as number;
+      if (c === PAD) this.#padded = true;
+      else if (this.#padded || BASE64_CHAR[c] !== 1) throw this.#invalid('invalid character in the base64 data');
+    }
+    const out: Buffer[] = [];
+    for (let start = 0; start < line.length; ) {
+      // As in dearmorPieces: a full batch is decoded only when more characters follow.
+      if (this.#filled === this.#batch.length) {
+        const piece = Buffer.from(this.#batch.toString('latin1', 0, this.#filled), 'base64');
+        this.#crc.update(piece);
+        this.#bytes += piece.length;
+        out.push(piece);
+        this.#filled = 0;
+      }
+      const copied = line.copy(this.#batch, this.#filled, start, Math.min(line.length, start + this.#batch.length - this.#filled));
+      this.#filled += copied;
+      start += copied;
+    }
+    return out;
+  }
+
+  /** Ends the block: the last octets, once the END line, the padding and the checksum are found right. */
+  finish(): Buffer {
+    if (this.#state === 'lead') throw this.#invalid('no BEGIN line');
+    if (this.#state === 'headers') throw this.#invalid('no blank line after the armor headers');
+    if (this.#state === 'data') throw this.#invalid('no END line');
+    const last = decodeCanonical(this.#batch.subarray(0, this.#filled), (why) => this.#invalid(why));
+    this.#crc.update(last);
+    this.#bytes += last.length;
+    if (this.#checksum !== null && this.#crc.toBase64() !== this.#checksum) throw this.#invalid('checksum mismatch');
+    return last;
+  }
+
+  #invalid(why: string): PgpError {
+    return new PgpError('ARMOR_INVALID', `armored ${this.#type.toLowerCase()}: ${why}`);
+  }
+}
