@@ -346,8 +346,8 @@ const HEAD_MARGIN = 64 * 1024;
 async function openStreaming(ctx: Context, boundary: string, chunks: AsyncIterable<Buffer>): Promise<InboundResult> {
   const dearmorer = new LineDearmorer('MESSAGE');
   const pieces: Buffer[] = [];
-  const part = new EncryptedPartReader(boundary, (line) => {
-    for (const piece of dearmorer.line(line)) pieces.push(piece);
+  const part = new EncryptedPartReader(boundary, (buf, start, end) => {
+    for (const piece of dearmorer.line(buf, start, end)) pieces.push(piece);
   });
   const binary = async function* (): AsyncGenerator<Buffer> {
     for await (const chunk of chunks) {

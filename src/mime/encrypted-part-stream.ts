@@ -21,8 +21,11 @@ const MAX_LINE = 64 * 1024;
 /** The most bytes gathered for the first part, or for the header of the second. */
 const MAX_SMALL_PART = 64 * 1024;
 
-/** Receives each line of the second part's body, without its line break. */
-export type PartLineSink = (line: Buffer) => void;
+/**
+ * Receives each line of the second part's body, without its line break: octets `start` to `end` of `buffer`,
+ * valid only during the call (offsets rather than a view each: a 50 MiB part has close to a million lines).
+ */
+export type PartLineSink = (buffer: Buffer, start: number, end: number) => void;
 
 /**
  * Splits a multipart/encrypted body on `boundary`, fed in chunks of any size, and passes each line of the
@@ -51,13 +54,14 @@ export class EncryptedPartReader {
     for (;;) {
       const lf = chunk.indexOf(LF, start);
       if (lf === -1) break;
-      let line = chunk.subarray(start, lf + 1);
       if (this.#carried > 0) {
-        line = Buffer.concat([...this.#carry, line]);
+        const line = Buffer.concat([...this.#carry, chunk.subarray(start, lf + 1)]);
         this.#carry = [];
         this.#carried = 0;
+        this.#line(line, 0, line.length, false);
+      } else {
+        this.#line(chunk, start, lf + 1, false);
       }
-      this.#line(line, false);
       start = lf + 1;
       if (this.#done()) return;
     }
@@ -79,17 +83,18 @@ export class EncryptedPartReader {
     if (this.#state === 'epilogue') return;
     // The text after the last line break is a line too, even an empty one (splitMultipart runs the last part to the
     // end of the body).
-    this.#line(Buffer.concat(this.#carry), true);
+    const last = Buffer.concat(this.#carry);
+    this.#line(last, 0, last.length, true);
     this.#carry = [];
     if (this.#state === 'preamble' || this.#state === 'first') throw new Unstreamable('fewer than two body parts');
     if (this.#state === 'second-header') this.#endSecondHeader(true);
   }
 
-  /** One line with its line break (none for the last line of the body). */
-  #line(line: Buffer, last: boolean): void {
-    const delimiter = delimiterOf(this.#marker, line, last);
+  /** One line, octets `start` to `end` of `buf`, with its line break (none for the last line of the body). */
+  #line(buf: Buffer, start: number, end: number, last: boolean): void {
+    const delimiter = delimiterOf(this.#marker, buf, start, end, last);
     if (delimiter === null) {
-      this.#content(line, last);
+      this.#content(buf, start, end, last);
       return;
     }
     switch (this.#state) {
@@ -113,20 +118,20 @@ export class EncryptedPartReader {
   }
 
   /** A line inside a part (or the preamble). */
-  #content(line: Buffer, last: boolean): void {
+  #content(buf: Buffer, start: number, end: number, last: boolean): void {
     switch (this.#state) {
       case 'preamble':
         return;
       case 'first':
-        this.#gather(line);
+        this.#gather(buf.subarray(start, end));
         return;
       case 'second-header':
-        this.#gather(line);
+        this.#gather(buf.subarray(start, end));
         // The header of the second part ends at its first empty line at the latest.
-        if (!last && stripped(line).length === 0) this.#endSecondHeader(false);
+        if (!last && end - lineBreakLength(buf, start, end) === start) this.#endSecondHeader(false);
         return;
       case 'second-body':
-        this.#sink(stripped(line));
+        this.#sink(buf, start, end - lineBreakLength(buf, start, end));
         return;
     }
   }
@@ -148,7 +153,7 @@ export class EncryptedPartReader {
   #endFirst(): void {
     const part = this.#takeGathered();
     // The line break before the delimiter belongs to the delimiter.
-    const bytes = part.subarray(0, part.length - lineBreakLength(part));
+    const bytes = part.subarray(0, part.length - lineBreakLength(part, 0, part.length));
     if (contentTypeOf(parseEntity(bytes, 'latin1').fields).mediaType !== 'application/pgp-encrypted') {
       throw new Unstreamable('first part is not application/pgp-encrypted');
     }
@@ -161,7 +166,7 @@ export class EncryptedPartReader {
    */
   #endSecondHeader(partEnded: boolean, delimiter = false): void {
     const gathered = this.#takeGathered();
-    const part = delimiter ? gathered.subarray(0, gathered.length - lineBreakLength(gathered)) : gathered;
+    const part = delimiter ? gathered.subarray(0, gathered.length - lineBreakLength(gathered, 0, gathered.length)) : gathered;
     const parsed = parseEntity(part, 'latin1');
     if (!IDENTITY_ENCODINGS.has(transferEncodingOf(parsed.fields))) throw new Unstreamable('encrypted part has a transfer encoding');
     this.#state = 'second-body';
@@ -170,11 +175,11 @@ export class EncryptedPartReader {
     for (;;) {
       const lf = body.indexOf(LF, start);
       if (lf === -1) break;
-      this.#sink(stripped(body.subarray(start, lf + 1)));
+      this.#sink(body, start, lf + 1 - lineBreakLength(body, start, lf + 1));
       start = lf + 1;
     }
     // The text after the last line break is a line of the part only where the part ends.
-    if (partEnded) this.#sink(body.subarray(start));
+    if (partEnded) this.#sink(body, start, body.length);
   }
 
   #endSecond(delimiter: 'open' | 'close'): void {
@@ -187,25 +192,21 @@ export class EncryptedPartReader {
 const IDENTITY_ENCODINGS: ReadonlySet<string> = new Set(['7bit', '8bit', 'binary']);
 
 /** `open` or `close` when `line` is a delimiter line of RFC 2046 §5.1.1 (as splitMultipart reads them), else null. */
-function delimiterOf(marker: Buffer, line: Buffer, last: boolean): 'open' | 'close' | null {
-  if (line[0] !== DASH || line.length < marker.length || line.compare(marker, 0, marker.length, 0, marker.length) !== 0) return null;
-  let p = marker.length;
-  const close = line[p] === DASH && line[p + 1] === DASH;
+function delimiterOf(marker: Buffer, buf: Buffer, start: number, end: number, last: boolean): 'open' | 'close' | null {
+  if (buf[start] !== DASH || end - start < marker.length || buf.compare(marker, 0, marker.length, start, start + marker.length) !== 0) return null;
+  let p = start + marker.length;
+  const close = p + 1 < end && buf[p] === DASH && buf[p + 1] === DASH;
   if (close) p += 2;
-  while (line[p] === 0x20 || line[p] === 0x09) p++;
-  const rest = line.length - p;
+  while (p < end && (buf[p] === 0x20 || buf[p] === 0x09)) p++;
+  const rest = end - p;
   // The line must end here: in a line break, or (the last line of the body) with nothing after.
-  const ends = last ? rest === 0 : (rest === 1 && line[p] === LF) || (rest === 2 && line[p] === CR && line[p + 1] === LF);
+  const ends = last ? rest === 0 : (rest === 1 && buf[p] === LF) || (rest === 2 && buf[p] === CR && buf[p + 1] === LF);
   if (!ends) return null;
   return close ? 'close' : 'open';
 }
 
-function stripped(line: Buffer): Buffer {
-  return line.subarray(0, line.length - lineBreakLength(line));
-}
-
-/** 2 for CRLF, 1 for LF, 0 without a line break at the end. */
-function lineBreakLength(data: Buffer): number {
-  if (data[data.length - 1] !== LF) return 0;
-  return data.length >= 2 && data[data.length - 2] === CR ? 2 : 1;
+/** 2 when octets `start` to `end` of `data` end in CRLF, 1 in LF, 0 without a line break. */
+function lineBreakLength(data: Buffer, start: number, end: number): number {
+  if (end === start || data[end - 1] !== LF) return 0;
+  return end - start >= 2 && data[end - 2] === CR ? 2 : 1;
 }

@@ -336,6 +336,9 @@ function isBlank(line: string): boolean {
   return /^[ \t]*$/.test(line);
 }
 
+/** Shared empty result of {@link LineDearmorer.line} (most lines complete no batch). */
+const NO_PIECES: Buffer[] = [];
+
 /**
  * Decodes one armored block of `type` fed line by line (each line without its CRLF or LF), with exactly the rules
  * of {@link dearmorPieces}: a caller that splits a stream into lines as {@link dearmorPieces} splits a buffer gets
@@ -361,57 +364,62 @@ export class LineDearmorer {
     return this.#bytes;
   }
 
-  /** Reads one line; returns the octets it completes (often none). Throws `ARMOR_INVALID`. */
-  line(line: Buffer): Buffer[] {
+  /**
+   * Reads one line, octets `start` to `end` of `buf` (without its line break); returns the octets it completes
+   * (often none). Throws `ARMOR_INVALID`.
+   */
+  line(buf: Buffer, start = 0, end = buf.length): Buffer[] {
     const type = this.#type;
+    const text = (): string => buf.toString('latin1', start, end);
     switch (this.#state) {
       case 'lead':
-        if (isBlank(line.toString('latin1'))) return [];
-        if (line.toString('latin1') !== `-----BEGIN PGP ${type}-----`) throw this.#invalid('no BEGIN line');
+        if (isBlank(text())) return [];
+        if (text() !== `-----BEGIN PGP ${type}-----`) throw this.#invalid('no BEGIN line');
         this.#state = 'headers';
         return [];
       case 'headers':
-        if (line.length === 0) this.#state = 'data';
-        else if (!ARMOR_HEADER.test(line.toString('latin1'))) throw this.#invalid('malformed armor header');
+        if (start === end) this.#state = 'data';
+        else if (!ARMOR_HEADER.test(text())) throw this.#invalid('malformed armor header');
         return [];
       case 'trail':
-        if (!isBlank(line.toString('latin1'))) throw this.#invalid('text after the END line');
+        if (!isBlank(text())) throw this.#invalid('text after the END line');
         return [];
       case 'data':
-        return this.#dataLine(line);
+        return this.#dataLine(buf, start, end);
     }
   }
 
-  #dataLine(line: Buffer): Buffer[] {
-    if (line[0] === 0x2d && line.toString('latin1') === `-----END PGP ${this.#type}-----`) {
+  #dataLine(buf: Buffer, start: number, end: number): Buffer[] {
+    if (buf[start] === 0x2d && start < end && buf.toString('latin1', start, end) === `-----END PGP ${this.#type}-----`) {
       this.#state = 'trail';
       return [];
     }
     if (this.#checksum !== null) throw this.#invalid('data after the checksum line');
-    if (line[0] === PAD) {
-      if (!CHECKSUM_LINE.test(line.toString('latin1'))) throw this.#invalid('malformed checksum line');
-      this.#checksum = line.toString('latin1').slice(1);
+    if (start < end && buf[start] === PAD) {
+      const line = buf.toString('latin1', start, end);
+      if (!CHECKSUM_LINE.test(line)) throw this.#invalid('malformed checksum line');
+      this.#checksum = line.slice(1);
       return [];
     }
-    if (line.length === 0 || this.#padded) throw this.#invalid('invalid line in the base64 data');
-    for (let i = 0; i < line.length; i++) {
-      const c = line[i] as number;
+    if (start === end || this.#padded) throw this.#invalid('invalid line in the base64 data');
+    for (let i = start; i < end; i++) {
+      const c = buf[i] as number;
       if (c === PAD) this.#padded = true;
       else if (this.#padded || BASE64_CHAR[c] !== 1) throw this.#invalid('invalid character in the base64 data');
     }
-    const out: Buffer[] = [];
-    for (let start = 0; start < line.length; ) {
+    let out: Buffer[] = NO_PIECES;
+    for (let at = start; at < end; ) {
       // As in dearmorPieces: a full batch is decoded only when more characters follow.
       if (this.#filled === this.#batch.length) {
         const piece = Buffer.from(this.#batch.toString('latin1', 0, this.#filled), 'base64');
         this.#crc.update(piece);
         this.#bytes += piece.length;
-        out.push(piece);
+        out = [piece];
         this.#filled = 0;
       }
-      const copied = line.copy(this.#batch, this.#filled, start, Math.min(line.length, start + this.#batch.length - this.#filled));
+      const copied = buf.copy(this.#batch, this.#filled, at, Math.min(end, at + this.#batch.length - this.#filled));
       this.#filled += copied;
-      start += copied;
+      at += copied;
     }
     return out;
   }

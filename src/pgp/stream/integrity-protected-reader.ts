@@ -23,7 +23,7 @@ export class IntegrityProtectedReader {
   readonly #decipher: Decipher;
   readonly #mdc = createHash('sha1');
   #prefixLeft = PREFIX_BYTES;
-  /** The last decrypted octets, held back: the MDC packet is among them once the data ends. */
+  /** The last decrypted octets (at most MDC_BYTES), held back: the MDC packet is them once the data ends. */
   #tail: Buffer = Buffer.alloc(0);
 
   constructor(cipher: SymmetricAlgorithm, sessionKey: Uint8Array) {
@@ -31,14 +31,20 @@ export class IntegrityProtectedReader {
     this.#decipher = createDecipheriv(cipher.cfb, sessionKey, ZERO_IV);
   }
 
-  /** Decrypts the next ciphertext; returns the inner-packet octets it frees (not yet authenticated). */
-  update(ciphertext: Uint8Array): Buffer {
+  /**
+   * Decrypts the next ciphertext; returns the inner-packet octets it frees (not yet authenticated), in at most two
+   * pieces (the octets held back before, and the new ones but the last few).
+   */
+  update(ciphertext: Uint8Array): Buffer[] {
     return this.#take(this.#decipher.update(ciphertext));
   }
 
-  /** Checks the MDC. Throws `DECRYPT_FAILED` when it does not match (the data was altered or is not whole). */
-  finish(): void {
-    this.#take(this.#decipher.final());
+  /**
+   * Decrypts what is left and checks the MDC; returns the last inner-packet octets. Throws `DECRYPT_FAILED` when
+   * the MDC does not match (the data was altered or is not whole).
+   */
+  finish(): Buffer[] {
+    const last = this.#take(this.#decipher.final());
     // Shorter than a prefix and an MDC packet: openpgp.js refuses it too, but in its own words; read it whole.
     if (this.#prefixLeft > 0 || this.#tail.length < MDC_BYTES) throw new Unstreamable('integrity-protected data too short');
     this.#mdc.update(this.#tail.subarray(0, MDC_BYTES - DIGEST_BYTES));
@@ -46,9 +52,10 @@ export class IntegrityProtectedReader {
     if (!timingSafeEqual(expected, this.#tail.subarray(MDC_BYTES - DIGEST_BYTES))) {
       throw new PgpError('DECRYPT_FAILED', 'decryption failed: Modification detected.');
     }
+    return last;
   }
 
-  #take(plain: Buffer): Buffer {
+  #take(plain: Buffer): Buffer[] {
     let data = plain;
     if (this.#prefixLeft > 0) {
       const prefix = data.subarray(0, this.#prefixLeft);
@@ -56,12 +63,22 @@ export class IntegrityProtectedReader {
       this.#prefixLeft -= prefix.length;
       data = data.subarray(prefix.length);
     }
-    const all = this.#tail.length === 0 ? data : Buffer.concat([this.#tail, data]);
-    const free = Math.max(0, all.length - MDC_BYTES);
-    const out = all.subarray(0, free);
-    this.#mdc.update(out);
-    // A copy: `all` may be a large buffer that should not stay alive for these few octets.
-    this.#tail = Buffer.from(all.subarray(free));
+    if (data.length < MDC_BYTES) {
+      // Few octets: they join the held-back ones (the tail stays at most two MDC packets long).
+      const all = Buffer.concat([this.#tail, data]);
+      const free = Math.max(0, all.length - MDC_BYTES);
+      this.#tail = all.subarray(free);
+      return this.#free([all.subarray(0, free)]);
+    }
+    // The held-back octets are all free now, and the new ones but their last MDC_BYTES: no copy of the chunk.
+    const out = [this.#tail, data.subarray(0, data.length - MDC_BYTES)];
+    this.#tail = Buffer.from(data.subarray(data.length - MDC_BYTES));
+    return this.#free(out);
+  }
+
+  #free(pieces: Buffer[]): Buffer[] {
+    const out = pieces.filter((p) => p.length > 0);
+    for (const piece of out) this.#mdc.update(piece);
     return out;
   }
 }

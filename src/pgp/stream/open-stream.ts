@@ -169,11 +169,10 @@ async function drain(data: ChunkReader, reader: ChunkReader): Promise<void> {
 async function decryptToSpool<S extends SpooledBytes>(data: ChunkReader, reader: ChunkReader, decryptor: IntegrityProtectedReader, spool: SpoolWriter<S>): Promise<S> {
   try {
     for (let piece = await data.upTo(READ_BYTES); piece !== null; piece = await data.upTo(READ_BYTES)) {
-      const plain = decryptor.update(piece);
-      if (plain.length > 0) await spool.write(plain);
+      for (const plain of decryptor.update(piece)) await spool.write(plain);
     }
     if (!(await reader.atEnd())) throw new Unstreamable('packets after the encrypted data');
-    decryptor.finish();
+    for (const plain of decryptor.finish()) await spool.write(plain);
     return await spool.finish();
   } catch (error) {
     await spool.abort();
