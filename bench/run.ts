@@ -2,7 +2,8 @@
  * `npm run bench`: the whole benchmark in one run (docs in BENCHMARKS.md). It starts a loopback DNS server,
  * the milters under test (muse-milter with one worker per core and with one worker, the no-op milter,
  * OpenDKIM) as separate processes, drives them with the load generator over unix sockets and loopback TCP,
- * runs the gpg-per-message baseline and the crypto limit on the same messages, profiles muse-milter, loads a
+ * measures the memory of one 50 MiB message outbound and one inbound (each in a fresh instance), runs the
+ * gpg-per-message baseline and the crypto limit on the same messages, profiles muse-milter, loads a
  * muse-milter with its default limits with ordinary and hostile mail at once (bench/hostile-load.ts), judges
  * the targets and writes bench/results/bench.{json,md,svg}.
  *
@@ -23,6 +24,7 @@ import { runCryptoLimit } from './baselines/crypto-limit.ts';
 import { prepareGpgHome, runGpg, stopGpgAgent, type GpgHome } from './baselines/gpg.ts';
 import { startBenchDns } from './dns-server.ts';
 import { runHostileLoad } from './hostile-load.ts';
+import { buildInboundMessage, checkInbound, INBOUND_SENDER_DOMAIN } from './inbound.ts';
 import { runLoad, type LoadOptions, type ReplyCheck } from './load-generator.ts';
 import { buildMessage, RECIPIENT_ZONE, recipientDomains, textBody, type BenchMessage } from './messages.ts';
 import { ProcessMonitor } from './process-monitor.ts';
@@ -107,10 +109,17 @@ async function measure(
   target: Target,
   size: Size,
   domains: number,
-  load: Omit<LoadOptions, 'address' | 'message' | 'check'> & { cold?: boolean; mode?: RunRecord['mode']; round?: number },
+  load: Omit<LoadOptions, 'address' | 'message' | 'check'> & {
+    cold?: boolean;
+    mode?: RunRecord['mode'];
+    round?: number;
+    /** Other messages than the outbound ones of `size` (inbound), with their own check and label. */
+    custom?: { message: (index: number) => BenchMessage; check: ReplyCheck; sizeLabel: string };
+  },
 ): Promise<RunRecord> {
   const tag = `t${runs.length}`;
-  const message = messageFactory(size.bytes, domains, load.cold === true, tag);
+  const message = load.custom?.message ?? messageFactory(size.bytes, domains, load.cold === true, tag);
+  const check = load.custom?.check ?? target.check;
   const monitor = new ProcessMonitor(target.process.pid);
   // The warm-up runs before the monitor starts, so CPU and memory are those of the measured stretch.
   if ((load.warmupMs ?? 0) > 0) {
@@ -119,14 +128,15 @@ async function measure(
   const cpuBefore = process.cpuUsage();
   monitor.start();
   const started = performance.now();
-  const result = await runLoad({ ...load, warmupMs: 0, address: target.address, message, check: target.check });
+  const { custom, ...loadOptions } = load;
+  const result = await runLoad({ ...loadOptions, warmupMs: 0, address: target.address, message, check });
   const usage = monitor.stop();
   const cpu = process.cpuUsage(cpuBefore);
   const record: RunRecord = {
     system: target.system,
     mode: load.mode ?? 'throughput',
     transport: target.transport,
-    sizeLabel: size.label,
+    sizeLabel: load.custom?.sizeLabel ?? size.label,
     size: size.bytes,
     domains,
     dns: load.cold === true ? 'cold' : 'warm',
@@ -191,13 +201,15 @@ async function main(): Promise<void> {
     // Keys: the sending site's, and one per fixed recipient domain (warm DNS).
     const site = await generateSiteKey('sender.bench.test');
     const fixed: Record<string, { bytes: Uint8Array; fingerprint: string }> = {};
-    // The first recipient domain also sends: the hostile-load phase's ordinary inbound mail is signed with its key.
-    let peerKey: PrivateKey | undefined;
+    // The first recipient domain also sends: phase 3b's inbound message and the hostile-load phase's ordinary
+    // inbound mail are signed with its key.
+    let inboundSenderKey: PrivateKey | undefined;
     for (let k = 1; k <= 5; k++) {
       const { publicKey, privateKey } = await generateKey({ type: 'ecc', curve: 'ed25519Legacy', userIDs: [{ email: `postmaster@r${k}.${RECIPIENT_ZONE}` }], format: 'object' });
       fixed[`r${k}.${RECIPIENT_ZONE}`] = { bytes: publicKey.write(), fingerprint: publicKey.getFingerprint().toUpperCase() };
-      peerKey ??= privateKey;
+      if (`r${k}.${RECIPIENT_ZONE}` === INBOUND_SENDER_DOMAIN) inboundSenderKey = privateKey;
     }
+    if (inboundSenderKey === undefined) throw new Error(`no key for ${INBOUND_SENDER_DOMAIN}`);
     const coldDomains = ONLY === 'hostile' ? 0 : COLD.reduce((sum, c) => sum + scaled(c.count) * c.domains, 0);
     const dns = await startBenchDns(PORTS.dns, Object.fromEntries(Object.entries(fixed).map(([d, k]) => [d, k.bytes])), coldDomains);
     stops.push(() => dns.close());
@@ -231,7 +243,7 @@ async function main(): Promise<void> {
         dns: dns.address,
         metricsPort: PORTS.metricsExtra,
         siteKey: site,
-        peer: { domain: `r1.${RECIPIENT_ZONE}`, key: peerKey as PrivateKey },
+        peer: { domain: INBOUND_SENDER_DOMAIN, key: inboundSenderKey },
         scale: SCALE,
         log,
       });
@@ -346,6 +358,19 @@ async function main(): Promise<void> {
     const bigRun = await measure(fresh, SIZES[3], 1, { connections: 1, count: scaled(3) });
     await fresh.process.stop();
 
+    // Phase 3b: memory of one 50 MiB inbound message at a time (signed and encrypted to this site by r1), in a fresh
+    // muse-milter (idle = after a few small inbound messages).
+    log('phase 3b: 50 MiB inbound memory, fresh instance');
+    const freshInbound = await start('muse', 'unix', async () => startMuse({ ...museSetup('muse-inbound-memory', 'unix', 'auto', PORTS.metricsExtra) }));
+    const siteKeyPublic = site.toPublic();
+    const smallInbound = await buildInboundMessage(four.bytes, inboundSenderKey, siteKeyPublic);
+    const bigInbound = await buildInboundMessage(SIZES[3].bytes, inboundSenderKey, siteKeyPublic);
+    const inbound = (message: BenchMessage, sizeLabel: string) => ({ message: () => message, check: checkInbound, sizeLabel });
+    await measure(freshInbound, four, 1, { connections: 1, count: 4, custom: inbound(smallInbound, '4 KiB inbound') });
+    runs.pop();
+    const bigInboundRun = await measure(freshInbound, SIZES[3], 1, { connections: 1, count: scaled(3), custom: inbound(bigInbound, '50 MiB inbound') });
+    await freshInbound.process.stop();
+
     // Phase 4: the baselines without a milter (4 KiB to one domain ran with the rounds of phase 1).
     log('phase 4: gpg per message, crypto limit');
     for (const size of SIZES) {
@@ -372,7 +397,7 @@ async function main(): Promise<void> {
       machine: { ...machineInfo, 'load average at end (1/5/15 min)': loadavg().map((l) => l.toFixed(2)).join(' / ') },
       command: `npm run bench${SCALE === 1 ? '' : ` -- --scale ${SCALE}`}`,
       runs,
-      targets: judgeTargets(runs, bigRun),
+      targets: judgeTargets(runs, bigRun, bigInboundRun),
       profile,
       hostile,
     };
@@ -395,7 +420,7 @@ async function main(): Promise<void> {
  * were measured (one worker per core, and one worker); each target is judged on the better of the two, and the
  * report names which one it was (every figure of both is in the tables).
  */
-function judgeTargets(all: readonly RunRecord[], big: RunRecord): TargetResult[] {
+function judgeTargets(all: readonly RunRecord[], big: RunRecord, bigInbound: RunRecord): TargetResult[] {
   const rows = summariseRuns(all);
   const rate = (system: System, transport: 'unix' | 'tcp' | 'none'): number =>
     findRun(rows, { system, mode: 'throughput', transport, sizeLabel: '4 KiB', domains: 1, dns: transport === 'none' ? 'none' : 'warm' })?.messagesPerSecond ?? Number.NaN;
@@ -427,6 +452,14 @@ function judgeTargets(all: readonly RunRecord[], big: RunRecord): TargetResult[]
   const above = (big.peakRssMiB ?? Number.NaN) - (big.startRssMiB ?? Number.NaN);
   results.push({ target: '50 MiB message: peak RSS above idle', threshold: '≤ 64 MiB', measured: `${above} MiB (${big.startRssMiB} → ${big.peakRssMiB} MiB, all processes)`, met: above <= 64 });
   results.push({ target: '50 MiB message: throughput', threshold: '≥ 100 MB/s', measured: `${big.megabytesPerSecond} MB/s`, met: big.megabytesPerSecond >= 100 });
+  // docs/security.md §7: the budget of one large inbound message.
+  const inboundAbove = (bigInbound.peakRssMiB ?? Number.NaN) - (bigInbound.startRssMiB ?? Number.NaN);
+  results.push({
+    target: '50 MiB inbound message: peak RSS above idle',
+    threshold: '≤ 64 MiB',
+    measured: `${inboundAbove} MiB (${bigInbound.startRssMiB} → ${bigInbound.peakRssMiB} MiB, all processes)${bigInbound.errors > 0 ? `, ${bigInbound.errors} errors` : ''}`,
+    met: inboundAbove <= 64 && bigInbound.errors === 0,
+  });
   return results;
 }
 

@@ -27,6 +27,7 @@ const INTEGRATION = [
   'test/e2e/restarts.test.ts',
   'test/engine/foreign-senders.test.ts', // sq
   'test/engine/gpg-interop.test.ts', // gpg
+  'test/engine/inbound-streaming.test.ts', // gpg, sq
   'test/engine/outbound.test.ts', // openssl cms
   'test/milter/miltertest.test.ts', // miltertest
   'test/milter/postfix.test.ts', // Postfix

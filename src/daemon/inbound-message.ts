@@ -42,7 +42,8 @@ export async function processInbound(runtime: Runtime, message: InboundMessage):
   const started = performance.now();
   const result = await openInbound({
     headers: message.headers,
-    body: message.body(),
+    // Read again from the spool when a large message is opened as it streams and a shape needs the whole read.
+    body: message.body,
     siteKeys: runtime.decryptionKeys,
     senderKeys: (domain) => runtime.keys.senderKeys(domain),
     authservId: runtime.config.inbound.authservId,
@@ -55,6 +56,7 @@ export async function processInbound(runtime: Runtime, message: InboundMessage):
     // progress replies.
     decryptionSlots: runtime.decryptionSlots,
     now: runtime.now,
+    spool: { dir: runtime.config.milter.spoolDirectory as string },
   });
   const forged = (): Modification[] => ownFieldsRemoval(runtime, message.headers, 'inbound');
   if (result.kind === 'annotated' && result.verdict.result === 'temperror') {

@@ -25,19 +25,23 @@ import { parseEntity } from '../mime/entity.ts';
 import { fieldsNamed, firstValue, headerByteLength, sameHeaderName, type HeaderEncoding, type HeaderField } from '../mime/header-fields.ts';
 import { stripHeaderProtection, type HeaderProtectionMode } from '../mime/inner-entity.ts';
 import { signedContentType } from '../mime/pgp-mime-build.ts';
+import { EncryptedPartReader } from '../mime/encrypted-part-stream.ts';
 import { pgpMimeLayer, readPgpMime } from '../mime/pgp-mime-read.ts';
+import { LineDearmorer } from '../pgp/armor.ts';
+import { openStream, type StreamDecrypted } from '../pgp/stream/open-stream.ts';
 import { decryptMessage, isAddressedTo, readEncrypted, verifyDecrypted, type DecryptedMessage } from '../pgp/decrypt.ts';
 import { readDetachedSignature, verifyDetached } from '../pgp/detached.ts';
 import { PgpError } from '../pgp/errors.ts';
 import type { SignatureCheck } from '../pgp/signature-check.ts';
 import { authenticationResultsInsert, forgedFieldDeletions } from './authentication-results.ts';
-import { collect, readBody, type BodyInput, type BodyState } from './body-input.ts';
+import { collect, prepend, readAhead, readBody, type BodyInput, type BodyState } from './body-input.ts';
 import { contentFieldEdits, signedHeaderEdits, unverifiedFieldAdditions } from './delivered-header.ts';
 import { EngineError, rejectUnknownOptions } from './errors.ts';
+import { Unstreamable } from '../stream/unstreamable.ts';
 import type { HeaderEdit } from './header-edits.ts';
 import { decompressionCap, headerLimitExceeded, limitExceeded, resolveLimits, type LimitExceeded, type Limits } from './limits.ts';
 import type { Slots } from './slots.ts';
-import { memoryBody, type OutputBody } from './output-body.ts';
+import { BodySink, DEFAULT_SPOOL, memoryBody, offsetBody, type OutputBody, type SpoolOptions } from './output-body.ts';
 import { plainVerdict, verdictFromFailedCheck, type Verdict, type VerdictReason } from './verdict.ts';
 
 /** A sending domain's published keys, as the DNS layer and the pin store judge them. */
@@ -59,7 +63,12 @@ export type Alignment = 'strict' | 'relaxed';
 /** Options of {@link openInbound}. */
 export interface InboundOptions {
   readonly headers: readonly HeaderField[];
-  readonly body: BodyInput;
+  /**
+   * The body. Given as a function that reads it (again) from the start, a large multipart/encrypted body is
+   * opened as it streams (docs/pgp-mime.md, "Memory"), and read whole only for the shapes the streaming reader
+   * leaves to the whole read.
+   */
+  readonly body: BodyInput | (() => AsyncIterable<Uint8Array>);
   /** The site's decryption keys (unlocked); several during a key rollover. */
   readonly siteKeys: readonly PrivateKey[];
   readonly senderKeys: SenderKeyLookup;
@@ -87,9 +96,24 @@ export interface InboundOptions {
   readonly decryptionSlots?: Slots;
   /** Clock for key validity and signature checks. */
   readonly now?: () => Date;
+  /** Where decrypted content of streamed messages is spooled (the threshold is the engine's own). */
+  readonly spool?: Partial<Pick<SpoolOptions, 'dir'>>;
+  /** Bodies larger than this are opened as they stream, when `body` can be read again. Default 1 MiB. */
+  readonly streamAboveBytes?: number;
+  /**
+   * Told which reader gave the result: `whole` (the body read into memory), `streamed`, or `streamed-then-whole`
+   * (the streaming reader left the shape to the whole read). For logs and tests.
+   */
+  readonly onRoute?: (route: InboundRoute) => void;
 }
 
-const OPTION_KEYS = ['headers', 'body', 'siteKeys', 'senderKeys', 'authservId', 'localDomains', 'alignment', 'unwrapSigned', 'headerEncoding', 'limits', 'decryptionSlots', 'now'];
+/** See {@link InboundOptions.onRoute}. */
+export type InboundRoute = 'whole' | 'streamed' | 'streamed-then-whole';
+
+/** The default of {@link InboundOptions.streamAboveBytes}: as outbound, the whole read is faster below it. */
+export const DEFAULT_STREAM_ABOVE_BYTES = 1024 * 1024;
+
+const OPTION_KEYS = ['headers', 'body', 'siteKeys', 'senderKeys', 'authservId', 'localDomains', 'alignment', 'unwrapSigned', 'headerEncoding', 'limits', 'decryptionSlots', 'now', 'spool', 'streamAboveBytes', 'onRoute'];
 
 /** Which PGP/MIME layer a result is about. */
 export type InboundLayer = 'encrypted' | 'signed';
@@ -138,16 +162,19 @@ interface Context {
   readonly encoding: HeaderEncoding;
   readonly limits: Limits;
   readonly slots: Slots | undefined;
+  readonly spoolDir: string;
+  readonly streamAbove: number;
+  readonly onRoute: (route: InboundRoute) => void;
   readonly now: Date;
   /** Deletions of forged fields, applied to every message. */
   readonly forged: readonly HeaderEdit[];
 }
 
-/** An entity: its header fields and body bytes. */
-interface Entity {
+/** An entity: its header fields and body bytes (in a spool file for a streamed message). */
+interface Entity<B extends Buffer | OutputBody = Buffer> {
   readonly kind: 'entity';
   readonly fields: readonly HeaderField[];
-  readonly body: Buffer;
+  readonly body: B;
 }
 
 /** Content under a signature, with the check that judges it. */
@@ -181,6 +208,9 @@ export async function openInbound(options: InboundOptions): Promise<InboundResul
     encoding: options.headerEncoding ?? 'utf8',
     limits: resolveLimits(options.limits),
     slots: options.decryptionSlots,
+    spoolDir: options.spool?.dir ?? DEFAULT_SPOOL.dir,
+    streamAbove: options.streamAboveBytes ?? DEFAULT_STREAM_ABOVE_BYTES,
+    onRoute: options.onRoute ?? (() => undefined),
     now: (options.now ?? (() => new Date()))(),
     forged: forgedFieldDeletions(options.headers, options.authservId),
   };
@@ -188,11 +218,22 @@ export async function openInbound(options: InboundOptions): Promise<InboundResul
   const headerLimit = headerLimitExceeded(ctx.headers.length, headerBytes, ctx.limits);
   if (headerLimit !== null) return headerLimit;
   const type = contentTypeOf(ctx.headers);
-  if (pgpMimeLayer(type) === null) return unchanged(ctx, 'not-pgp-mime');
+  const layer = pgpMimeLayer(type);
+  if (layer === null) return unchanged(ctx, 'not-pgp-mime');
+  const budget = ctx.limits.maxMessageBytes - headerBytes;
+  const input = options.body;
+  if (typeof input === 'function' && layer === 'encrypted') return openPerhapsStreaming(ctx, type, input, budget);
+  const result = await openWhole(ctx, type, typeof input === 'function' ? input() : input, budget);
+  ctx.onRoute('whole');
+  return result;
+}
+
+/** Reads the body whole, then opens it. */
+async function openWhole(ctx: Context, type: ContentType, input: BodyInput, budget: number): Promise<InboundResult> {
   const state: BodyState = { exceeded: false, readFailed: false };
   let body: Buffer;
   try {
-    body = await collect(readBody(options.body, ctx.limits.maxMessageBytes - headerBytes, state));
+    body = await collect(readBody(input, budget, state));
   } catch (error) {
     if (state.exceeded) return limitExceeded('message-bytes', ctx.limits.maxMessageBytes);
     return { kind: 'failed', error: new EngineError('BODY_READ_FAILED', 'reading the body failed', { cause: error }) };
@@ -262,6 +303,124 @@ function signedTypeOf(type: ContentType): string | null {
   return signedContentType(boundary, micalg);
 }
 
+/**
+ * A multipart/encrypted body read by `read`: opened as it streams when it is larger than the threshold, else
+ * (and whenever the streaming reader leaves the shape to the whole read) read whole. Both give the same result.
+ */
+async function openPerhapsStreaming(ctx: Context, type: ContentType, read: () => AsyncIterable<Uint8Array>, budget: number): Promise<InboundResult> {
+  const state: BodyState = { exceeded: false, readFailed: false };
+  const chunks = readBody(read(), budget, state);
+  try {
+    const ahead = await readAhead(chunks, ctx.streamAbove);
+    if (ahead.complete) {
+      const result = await openWhole(ctx, type, ahead.head.length === 1 ? (ahead.head[0] as Buffer) : Buffer.concat(ahead.head), budget);
+      ctx.onRoute('whole');
+      return result;
+    }
+    const boundary = multipartBoundary(type);
+    if (boundary !== undefined) {
+      const result = await openStreaming(ctx, boundary, prepend(ahead.head, chunks));
+      ctx.onRoute('streamed');
+      return result;
+    }
+  } catch (error) {
+    if (state.exceeded) return limitExceeded('message-bytes', ctx.limits.maxMessageBytes);
+    if (state.readFailed) return { kind: 'failed', error: new EngineError('BODY_READ_FAILED', 'reading the body failed', { cause: error }) };
+    // Anything else the streaming reader met (a shape it leaves to the whole read, a broken armor, a spool it
+    // could not write) is for the whole read to judge.
+  } finally {
+    await chunks.return(undefined);
+  }
+  const result = await openWhole(ctx, type, read(), budget);
+  ctx.onRoute('streamed-then-whole');
+  return result;
+}
+
+/** Octets of the decrypted entity read to find its header: the header limit, and room for the separator line. */
+const HEAD_MARGIN = 64 * 1024;
+
+/**
+ * Opens a large multipart/encrypted body as it streams. Throws (for the caller to read it whole) on anything the
+ * streaming reader does not handle; the results it returns are those the whole read gives.
+ */
+async function openStreaming(ctx: Context, boundary: string, chunks: AsyncIterable<Buffer>): Promise<InboundResult> {
+  const dearmorer = new LineDearmorer('MESSAGE');
+  const pieces: Buffer[] = [];
+  const part = new EncryptedPartReader(boundary, (buf, start, end) => {
+    for (const piece of dearmorer.line(buf, start, end)) pieces.push(piece);
+  });
+  const binary = async function* (): AsyncGenerator<Buffer> {
+    for await (const chunk of chunks) {
+      part.push(chunk);
+      yield* pieces.splice(0);
+    }
+    part.end();
+    yield* pieces.splice(0);
+    yield dearmorer.finish();
+  };
+  const open = () =>
+    openStream({
+      binary: binary(),
+      binaryLength: () => dearmorer.byteLength,
+      keys: ctx.siteKeys,
+      date: ctx.now,
+      bounds: ctx.limits,
+      decompressionCap: (bytes) => decompressionCap(bytes, ctx.limits),
+      spool: () => new BodySink({ dir: ctx.spoolDir, thresholdBytes: SINK_MEMORY_BYTES }),
+    });
+  let decrypted;
+  try {
+    decrypted = await (ctx.slots === undefined ? open() : ctx.slots.run(open));
+  } catch (error) {
+    if (error instanceof PgpError && error.limit !== undefined) return limitExceeded(error.limit.name, error.limit.max);
+    if (error instanceof PgpError && error.code === 'DECRYPT_FAILED') return annotate(ctx, 'encrypted', plainVerdict('fail', 'decryption-failed', null, true));
+    throw error;
+  }
+  if (decrypted.kind === 'not-for-us') return unchanged(ctx, 'not-for-us');
+  let result: InboundResult | undefined;
+  try {
+    result = await judgeStreamed(ctx, decrypted);
+    return result;
+  } finally {
+    if (result?.kind !== 'opened') await decrypted.literal.dispose();
+  }
+}
+
+/** Bytes of decrypted content kept in memory before its spool goes to a file. */
+const SINK_MEMORY_BYTES = 1024 * 1024;
+
+/** {@link openEncrypted} from the signature on, for a message decrypted as it streamed. */
+async function judgeStreamed(ctx: Context, decrypted: StreamDecrypted<OutputBody>): Promise<InboundResult> {
+  const literal = decrypted.literal;
+  const head = await readHead(literal.chunks(), ctx.limits.maxHeaderBytes + HEAD_MARGIN);
+  const parsed = parseEntity(head, ctx.encoding);
+  const whole = head.length === literal.size;
+  // The header must end within what was read, on a whole line, for the parse of a prefix to be the parse of all.
+  if (!whole && (parsed.headerEnd >= head.length || head.indexOf(0x0a, parsed.headerEnd) === -1)) throw new Unstreamable('header longer than read');
+  const limit = headerLimitExceeded(parsed.fields.length, parsed.headerEnd, ctx.limits);
+  if (limit !== null) return limit;
+  const entity: Entity<OutputBody> = { kind: 'entity', fields: parsed.fields, body: offsetBody(literal, parsed.bodyOffset) };
+  if (decrypted.signerIds.length > 0) {
+    const content: SignedContent = { fields: entity.fields, verify: (keys) => decrypted.verify(keys, verificationDate(ctx)), encrypted: true };
+    return encryptedOutcome(ctx, await judge(ctx, content), entity);
+  }
+  // RFC 3156 §6.1 (a multipart/signed inside) is read whole.
+  if (pgpMimeLayer(contentTypeOf(entity.fields)) === 'signed') throw new Unstreamable('multipart/signed inside');
+  return opened(ctx, 'encrypted', plainVerdict('none', 'unsigned', authorDomain(outerAuthor(ctx)), true), entity);
+}
+
+/** The first `bytes` octets of a stream (all of it when shorter). */
+async function readHead(chunks: AsyncIterable<Buffer>, bytes: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of chunks) {
+    parts.push(chunk.subarray(0, bytes - size));
+    size += Math.min(chunk.length, bytes - size);
+    if (size >= bytes) break;
+  }
+  return Buffer.concat(parts, size);
+}
+
 async function openEncrypted(ctx: Context, armored: Buffer): Promise<InboundResult> {
   let decrypted: DecryptedMessage;
   try {
@@ -294,7 +453,7 @@ async function openEncrypted(ctx: Context, armored: Buffer): Promise<InboundResu
 }
 
 /** What happens to an encrypted message once its signed content is judged: fail and temperror keep it encrypted. */
-function encryptedOutcome(ctx: Context, judgement: Judgement, entity: Entity): InboundResult {
+function encryptedOutcome(ctx: Context, judgement: Judgement, entity: Entity<Buffer | OutputBody>): InboundResult {
   const verdict = judgement.verdict;
   if (verdict.result === 'fail' || verdict.result === 'temperror') return annotate(ctx, 'encrypted', verdict);
   return opened(ctx, 'encrypted', verdict, entity);
@@ -430,7 +589,7 @@ function annotate(ctx: Context, layer: InboundLayer, verdict: Verdict): InboundR
   return { kind: 'annotated', layer, verdict, headerEdits: [...ctx.forged, authenticationResultsInsert(ctx.authservId, verdict)] };
 }
 
-function opened(ctx: Context, layer: InboundLayer, verdict: Verdict, entity: Entity): InboundOpened {
+function opened(ctx: Context, layer: InboundLayer, verdict: Verdict, entity: Entity<Buffer | OutputBody>): InboundOpened {
   const contentType = entity.fields.find((f) => sameHeaderName(f.name, 'Content-Type'));
   const header = authenticated(verdict) ? signedHeaderEdits(ctx.headers, entity.fields) : unverifiedFieldAdditions(entity.fields);
   return {
@@ -441,6 +600,6 @@ function opened(ctx: Context, layer: InboundLayer, verdict: Verdict, entity: Ent
     // Forged fields are deleted first and the new result is inserted last, so no index-based edit ever sees a
     // list shifted by another.
     headerEdits: [...ctx.forged, ...contentFieldEdits(ctx.headers, entity.fields), ...header, authenticationResultsInsert(ctx.authservId, verdict)],
-    body: memoryBody([entity.body]),
+    body: Buffer.isBuffer(entity.body) ? memoryBody([entity.body]) : entity.body,
   };
 }

@@ -49,6 +49,36 @@ export function memoryBody(parts: readonly Buffer[]): OutputBody {
 }
 
 /**
+ * The bytes of `body` from `offset` on (a decrypted entity's body after its header). Disposing of it disposes
+ * of `body`.
+ */
+export function offsetBody(body: OutputBody, offset: number): OutputBody {
+  const size = Math.max(0, body.size - offset);
+  const chunks = async function* (): AsyncGenerator<Buffer> {
+    let skip = offset;
+    for await (const chunk of body.chunks()) {
+      if (skip >= chunk.length) {
+        skip -= chunk.length;
+        continue;
+      }
+      yield skip === 0 ? chunk : chunk.subarray(skip);
+      skip = 0;
+    }
+  };
+  return {
+    size,
+    spooled: body.spooled,
+    chunks,
+    async toBuffer() {
+      const parts: Buffer[] = [];
+      for await (const chunk of chunks()) parts.push(chunk);
+      return Buffer.concat(parts, size);
+    },
+    dispose: () => body.dispose(),
+  };
+}
+
+/**
  * Accumulates a body, moving it to a spool file once it exceeds the threshold: the milter library's body
  * store (private 0600 file in a 0700 directory, writes and reads in 1 MiB), with its failures reported as
  * {@link EngineError} `SPOOL_FAILED`.

@@ -335,3 +335,108 @@ function decodeCanonical(encoded: Buffer, invalid: (why: string) => PgpError): B
 function isBlank(line: string): boolean {
   return /^[ \t]*$/.test(line);
 }
+
+/** Shared empty result of {@link LineDearmorer.line} (most lines complete no batch). */
+const NO_PIECES: Buffer[] = [];
+
+/**
+ * Decodes one armored block of `type` fed line by line (each line without its CRLF or LF), with exactly the rules
+ * of {@link dearmorPieces}: a caller that splits a stream into lines as {@link dearmorPieces} splits a buffer gets
+ * the same bytes, or the same refusal. Memory stays at one batch. As with {@link dearmorPieces}, the pieces are only
+ * trustworthy once {@link finish} has returned.
+ */
+export class LineDearmorer {
+  readonly #type: ArmorType;
+  #state: 'lead' | 'headers' | 'data' | 'trail' = 'lead';
+  readonly #batch = Buffer.allocUnsafe(DECODE_BATCH);
+  #filled = 0;
+  readonly #crc = new Crc24();
+  #padded = false;
+  #checksum: string | null = null;
+  #bytes = 0;
+
+  constructor(type: ArmorType) {
+    this.#type = type;
+  }
+
+  /** Octets decoded so far. */
+  get byteLength(): number {
+    return this.#bytes;
+  }
+
+  /**
+   * Reads one line, octets `start` to `end` of `buf` (without its line break); returns the octets it completes
+   * (often none). Throws `ARMOR_INVALID`.
+   */
+  line(buf: Buffer, start = 0, end = buf.length): Buffer[] {
+    const type = this.#type;
+    const text = (): string => buf.toString('latin1', start, end);
+    switch (this.#state) {
+      case 'lead':
+        if (isBlank(text())) return [];
+        if (text() !== `-----BEGIN PGP ${type}-----`) throw this.#invalid('no BEGIN line');
+        this.#state = 'headers';
+        return [];
+      case 'headers':
+        if (start === end) this.#state = 'data';
+        else if (!ARMOR_HEADER.test(text())) throw this.#invalid('malformed armor header');
+        return [];
+      case 'trail':
+        if (!isBlank(text())) throw this.#invalid('text after the END line');
+        return [];
+      case 'data':
+        return this.#dataLine(buf, start, end);
+    }
+  }
+
+  #dataLine(buf: Buffer, start: number, end: number): Buffer[] {
+    if (buf[start] === 0x2d && start < end && buf.toString('latin1', start, end) === `-----END PGP ${this.#type}-----`) {
+      this.#state = 'trail';
+      return [];
+    }
+    if (this.#checksum !== null) throw this.#invalid('data after the checksum line');
+    if (start < end && buf[start] === PAD) {
+      const line = buf.toString('latin1', start, end);
+      if (!CHECKSUM_LINE.test(line)) throw this.#invalid('malformed checksum line');
+      this.#checksum = line.slice(1);
+      return [];
+    }
+    if (start === end || this.#padded) throw this.#invalid('invalid line in the base64 data');
+    for (let i = start; i < end; i++) {
+      const c = buf[i] as number;
+      if (c === PAD) this.#padded = true;
+      else if (this.#padded || BASE64_CHAR[c] !== 1) throw this.#invalid('invalid character in the base64 data');
+    }
+    let out: Buffer[] = NO_PIECES;
+    for (let at = start; at < end; ) {
+      // As in dearmorPieces: a full batch is decoded only when more characters follow.
+      if (this.#filled === this.#batch.length) {
+        const piece = Buffer.from(this.#batch.toString('latin1', 0, this.#filled), 'base64');
+        this.#crc.update(piece);
+        this.#bytes += piece.length;
+        out = [piece];
+        this.#filled = 0;
+      }
+      const copied = buf.copy(this.#batch, this.#filled, at, Math.min(end, at + this.#batch.length - this.#filled));
+      this.#filled += copied;
+      at += copied;
+    }
+    return out;
+  }
+
+  /** Ends the block: the last octets, once the END line, the padding and the checksum are found right. */
+  finish(): Buffer {
+    if (this.#state === 'lead') throw this.#invalid('no BEGIN line');
+    if (this.#state === 'headers') throw this.#invalid('no blank line after the armor headers');
+    if (this.#state === 'data') throw this.#invalid('no END line');
+    const last = decodeCanonical(this.#batch.subarray(0, this.#filled), (why) => this.#invalid(why));
+    this.#crc.update(last);
+    this.#bytes += last.length;
+    if (this.#checksum !== null && this.#crc.toBase64() !== this.#checksum) throw this.#invalid('checksum mismatch');
+    return last;
+  }
+
+  #invalid(why: string): PgpError {
+    return new PgpError('ARMOR_INVALID', `armored ${this.#type.toLowerCase()}: ${why}`);
+  }
+}

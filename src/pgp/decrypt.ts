@@ -117,8 +117,11 @@ export async function decryptMessage(
   }
 }
 
-/** The session key of the first packet (within the bounds) one of `keys` opens. */
-async function openSessionKey(encrypted: EncryptedMessage, keys: readonly PrivateKey[], date: Date, bounds: SessionKeyBounds): Promise<SessionKey[]> {
+/**
+ * The session key of the first packet (within the bounds) one of `keys` opens. Throws `LIMIT_EXCEEDED` or
+ * `DECRYPT_FAILED` as {@link decryptMessage} does.
+ */
+export async function openSessionKey(encrypted: EncryptedMessage, keys: readonly PrivateKey[], date: Date, bounds: SessionKeyBounds): Promise<SessionKey[]> {
   const packets = encrypted.message.packets.filterByTag(enums.packet.publicKeyEncryptedSessionKey);
   if (packets.length > bounds.maxSessionKeyPackets) {
     throw limitError('session-key-packets', bounds.maxSessionKeyPackets, `${packets.length} session key packets, more than ${bounds.maxSessionKeyPackets}`);
@@ -167,7 +170,8 @@ function isDecompressionLimit(error: unknown): boolean {
   return false;
 }
 
-function limitError(name: PgpLimit, max: number, message: string, cause?: unknown): PgpError {
+/** A `LIMIT_EXCEEDED` error for bound `name`. */
+export function limitError(name: PgpLimit, max: number, message: string, cause?: unknown): PgpError {
   return new PgpError('LIMIT_EXCEEDED', message, { cause, limit: { name, max } });
 }
 

@@ -96,6 +96,11 @@ export class ChildMuse {
     );
   }
 
+  /** The process id (for reading its memory use from /proc). */
+  get pid(): number {
+    return this.child.pid as number;
+  }
+
   /** The milter address it announced on stderr (`run: milter listening on ...`); start-up on a loaded machine is slow. */
   async milterAddress(): Promise<string> {
     const match = await this.waitForStderr(/run: milter listening on (\S+?)(?:,|\n)/, STARTUP_TIMEOUT_MS);
