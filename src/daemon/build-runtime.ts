@@ -6,7 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import type { Config } from '../config/index.ts';
 import { createResolver, type ResolverOptions } from '../dns/index.ts';
-import { Slots } from '../engine/index.ts';
+import { DecryptionQueues, DEFAULT_STREAM_ABOVE_BYTES } from '../engine/index.ts';
 import { createSiteKeyFinder } from '../keys/index.ts';
 import type { MuseMetrics } from '../metrics/index.ts';
 import { openPinDirectory, type PinKeeper } from '../pins/index.ts';
@@ -45,7 +45,7 @@ export async function buildRuntime(config: Config, deps: RuntimeDependencies, pr
   const keyService = sameKeySettings ? previous.keys : await createKeyService(config, deps, now);
   // One set of slots per process for good: a reload that made new ones would let the decryptions still running
   // under the old set and the new ones add up.
-  const decryptionSlots = previous?.decryptionSlots ?? new Slots(config.limits.maxConcurrentDecryptions);
+  const decryptionSlots = previous?.decryptionSlots ?? new DecryptionQueues(config.limits.maxConcurrentDecryptions, DEFAULT_STREAM_ABOVE_BYTES);
   decryptionSlots.resize(config.limits.maxConcurrentDecryptions);
   return {
     config,

@@ -5,7 +5,7 @@
  */
 import type { PrivateKey } from 'openpgp';
 import type { Config } from '../config/index.ts';
-import type { Limits, Slots } from '../engine/index.ts';
+import type { DecryptionQueues, Limits } from '../engine/index.ts';
 import type { MuseLogger } from '../log/index.ts';
 import { normaliseDomain } from '../mail/address.ts';
 import type { MuseMetrics } from '../metrics/index.ts';
@@ -37,7 +37,7 @@ export interface Runtime {
   /** Hands a copy to the MTA (the re-injection endpoint). */
   readonly submit: (submission: Submission) => Promise<SubmissionResult>;
   /** How many decryptions this process runs at once (`limits.maxConcurrentDecryptions`); kept across reloads. */
-  readonly decryptionSlots: Slots;
+  readonly decryptionSlots: DecryptionQueues;
 }
 
 /** The engine's limits as the configuration sets them. */

@@ -40,6 +40,7 @@ import { EngineError, rejectUnknownOptions } from './errors.ts';
 import { Unstreamable } from '../stream/unstreamable.ts';
 import type { HeaderEdit } from './header-edits.ts';
 import { decompressionCap, headerLimitExceeded, limitExceeded, resolveLimits, type LimitExceeded, type Limits } from './limits.ts';
+import { DecryptionQueues } from './decryption-queues.ts';
 import type { Slots } from './slots.ts';
 import { BodySink, DEFAULT_SPOOL, memoryBody, offsetBody, type OutputBody, type SpoolOptions } from './output-body.ts';
 import { plainVerdict, verdictFromFailedCheck, type Verdict, type VerdictReason } from './verdict.ts';
@@ -91,9 +92,10 @@ export interface InboundOptions {
   readonly limits?: Partial<Limits>;
   /**
    * Shared by every message a process opens, so only so many decryptions run at once; the others wait their
-   * turn. Without it decryptions are not limited in number.
+   * turn. {@link DecryptionQueues} gives small and large encrypted data a queue each (the daemon's choice); one
+   * {@link Slots} queues them all together. Without it decryptions are not limited in number.
    */
-  readonly decryptionSlots?: Slots;
+  readonly decryptionSlots?: Slots | DecryptionQueues;
   /** Clock for key validity and signature checks. */
   readonly now?: () => Date;
   /** Where decrypted content of streamed messages is spooled (the threshold is the engine's own). */
@@ -161,7 +163,7 @@ interface Context {
   readonly unwrapSigned: boolean;
   readonly encoding: HeaderEncoding;
   readonly limits: Limits;
-  readonly slots: Slots | undefined;
+  readonly slots: Slots | DecryptionQueues | undefined;
   readonly spoolDir: string;
   readonly streamAbove: number;
   readonly onRoute: (route: InboundRoute) => void;
@@ -370,7 +372,8 @@ async function openStreaming(ctx: Context, boundary: string, chunks: AsyncIterab
     });
   let decrypted;
   try {
-    decrypted = await (ctx.slots === undefined ? open() : ctx.slots.run(open));
+    // Only bodies above streamAbove come this way: the queue of large encrypted data.
+    decrypted = await runInSlot(ctx, Number.POSITIVE_INFINITY, open);
   } catch (error) {
     if (error instanceof PgpError && error.limit !== undefined) return limitExceeded(error.limit.name, error.limit.max);
     if (error instanceof PgpError && error.code === 'DECRYPT_FAILED') return annotate(ctx, 'encrypted', plainVerdict('fail', 'decryption-failed', null, true));
@@ -384,6 +387,13 @@ async function openStreaming(ctx: Context, boundary: string, chunks: AsyncIterab
   } finally {
     if (result?.kind !== 'opened') await decrypted.literal.dispose();
   }
+}
+
+/** Runs a decryption of `bytes` octets of armored data when its queue has a free slot (at once without slots). */
+function runInSlot<T>(ctx: Context, bytes: number, task: () => Promise<T>): Promise<T> {
+  if (ctx.slots === undefined) return task();
+  const slots = ctx.slots instanceof DecryptionQueues ? ctx.slots.for(bytes) : ctx.slots;
+  return slots.run(task);
 }
 
 /** Bytes of decrypted content kept in memory before its spool goes to a file. */
@@ -428,7 +438,7 @@ async function openEncrypted(ctx: Context, armored: Buffer): Promise<InboundResu
     if (!isAddressedTo(encrypted, ctx.siteKeys)) return unchanged(ctx, 'not-for-us');
     const decrypt = (): Promise<DecryptedMessage> =>
       decryptMessage(encrypted, ctx.siteKeys, ctx.now, decompressionCap(encrypted.byteLength, ctx.limits), ctx.limits);
-    decrypted = await (ctx.slots === undefined ? decrypt() : ctx.slots.run(decrypt));
+    decrypted = await runInSlot(ctx, armored.length, decrypt);
   } catch (error) {
     if (error instanceof PgpError && error.limit !== undefined) return limitExceeded(error.limit.name, error.limit.max);
     const reason = error instanceof PgpError && error.code === 'DECRYPT_FAILED' ? 'decryption-failed' : 'malformed';

@@ -4,7 +4,7 @@
  */
 export { protectOutbound, PROTECTION_FIELD, DEFAULT_SUBJECT_PLACEHOLDER } from './outbound.ts';
 export type { OutboundOptions, OutboundResult, OutboundProtected } from './outbound.ts';
-export { openInbound } from './inbound.ts';
+export { DEFAULT_STREAM_ABOVE_BYTES, openInbound } from './inbound.ts';
 export type { InboundOptions, InboundResult, InboundOpened, InboundLayer, UnchangedReason, SenderKeys, SenderKeyLookup, Alignment } from './inbound.ts';
 export { applyHeaderEdits } from './header-edits.ts';
 export type { HeaderEdit } from './header-edits.ts';
@@ -12,6 +12,7 @@ export { AUTH_METHOD, AUTHENTICATION_RESULTS, UNVERIFIED_PREFIX, carriesOurResul
 export { USER_FACING_FIELDS } from './delivered-header.ts';
 export type { Verdict, VerdictResult, VerdictReason } from './verdict.ts';
 export { DEFAULT_LIMITS } from './limits.ts';
+export { DecryptionQueues } from './decryption-queues.ts';
 export { Slots } from './slots.ts';
 export type { Limits, LimitExceeded, LimitName } from './limits.ts';
 export { DEFAULT_SPOOL } from './output-body.ts';

@@ -3,9 +3,14 @@
  * one of them decrypts (CPU, and plaintext held in memory) at the same time. The bound: decryptions share a set of
  * slots (limits.maxConcurrentDecryptions per process, default 2); beyond it messages wait their turn, in order of
  * arrival, and none is refused. Observed through a counter inside the slots, never through timing.
+ *
+ * Variant: a stream of large encrypted messages keeping every slot busy, so that ordinary small messages wait behind
+ * them for as long as each large one takes. Small and large encrypted data have a queue each (DecryptionQueues):
+ * a small message waits only behind small ones.
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
+import { DecryptionQueues } from '../../src/engine/decryption-queues.ts';
 import { Slots } from '../../src/engine/slots.ts';
 import { encryptedToUs, openAsReceiver, type HostileMessage } from './support/hostile-mail.ts';
 
@@ -78,6 +83,39 @@ test('a limit of 1 serialises them; a limit of 3 is used up to 3', async () => {
     assert.equal(slots.peak, size);
     assert.deepEqual(results.map((r) => r.kind), Array(MESSAGES).fill('opened'));
   }
+});
+
+test('a small message is opened while large decryptions hold every large slot and more wait', { timeout: 60_000 }, async () => {
+  const queues = new DecryptionQueues(1, 1024 * 1024);
+  const running = held();
+  const waiting = held();
+  const large = [queues.large.run(running.task), queues.large.run(waiting.task)];
+  assert.deepEqual([queues.large.active, queues.large.queued], [1, 1]);
+  const small = await encryptedToUs(Buffer.from('Content-Type: text/plain\r\n\r\nordinary\r\n'));
+  const result = await openAsReceiver(small, { decryptionSlots: queues });
+  assert.ok(result.kind === 'opened', JSON.stringify(result).slice(0, 200));
+  assert.deepEqual(await result.body.toBuffer(), Buffer.from('ordinary\r\n'));
+  // The large ones were still there all along: the small one did not wait for them.
+  assert.deepEqual([queues.large.active, queues.large.queued, queues.small.active], [1, 1, 0]);
+  running.release('a');
+  waiting.release('b');
+  assert.deepEqual(await Promise.all(large), ['a', 'b']);
+  assert.deepEqual([queues.active, queues.queued], [0, 0]);
+});
+
+test('a large message waits in the large queue only: it is opened while small decryptions hold every small slot', { timeout: 60_000 }, async () => {
+  const queues = new DecryptionQueues(1, 1024 * 1024);
+  const running = held();
+  const small = queues.small.run(running.task);
+  assert.deepEqual([queues.active, queues.queued], [1, 0]);
+  const result = await openAsReceiver(messages[0] as HostileMessage, { decryptionSlots: queues });
+  assert.ok(result.kind === 'opened', JSON.stringify(result).slice(0, 200));
+  assert.deepEqual(await result.body.toBuffer(), Buffer.alloc(PAYLOAD, 0x61));
+  assert.deepEqual([queues.small.active, queues.large.active], [1, 0]);
+  running.release('done');
+  assert.equal(await small, 'done');
+  queues.resize(3);
+  assert.deepEqual([queues.small.size, queues.large.size], [3, 3]);
 });
 
 /** A task that runs until `release` is called. */
