@@ -171,6 +171,7 @@ async function hostileShapes(ours: PublicKey, limits: HostileLimits): Promise<Sh
   const headerFlood = headerFloodEntity(8000);
   const bomb = await encryptedTo(ours, bombEntity(30 * MiB), 'zlib');
   const large = Buffer.concat([Buffer.from('Content-Type: text/plain\r\n\r\n'), textBody(8 * MiB)]);
+  const control = Buffer.concat([Buffer.from('Content-Type: text/plain\r\n\r\n'), textBody(200 * KiB)]);
   const spoolBody = textBody(limits.maxMessageSize + 2 * MiB);
   return [
     {
@@ -212,6 +213,16 @@ async function hostileShapes(ours: PublicKey, limits: HostileLimits): Promise<Sh
       connections: 2,
       decryptedBytes: 0,
       message: inbound(attacker, [{ name: 'From', value: ` <${attacker}>` }, { name: 'Subject', value: ' flood' }], spoolBody, 0, 'S'),
+    },
+    {
+      // Not hostile: ordinary mail of the floods' size, sent the same way. Beside it, the rows above show whether a
+      // hostile shape costs more than any mail of its size does, or only what a busy sender's mail costs.
+      name: 'control: ordinary 200 KiB',
+      description: `control, not hostile: an ordinary ${round(control.length / KiB, 0)} KiB message encrypted to us, back to back as the floods`,
+      expected: 'continue',
+      connections: 2,
+      decryptedBytes: control.length,
+      message: await encrypted('control', await encryptedTo(ours, control)),
     },
     {
       name: 'large decryptions',
