@@ -132,14 +132,15 @@ export function sendmailMilterLines(milters: readonly SendmailMilter[]): string 
  * [127.0.0.1] (Sendmail looks it up before the smart host), and the esmtp mailer connects to the route's port (the
  * relay mailer, the smart host's, keeps its own). Empty without a route.
  */
-export function sendmailRouteLines(route: SendmailRoute | undefined, mailertablePath: string): { mc: string; mailertable: string } {
+function sendmailRouteLines(route: SendmailRoute | undefined, mailertablePath: string): { mc: string; mailertable: string } {
   if (route === undefined) return { mc: '', mailertable: '' };
   // A blank or a quote would break out of the mailertable's columns or the m4 quoting.
   if (route.domains.length === 0 || route.domains.some((domain) => !/^[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(domain)) || /[\s`']/.test(mailertablePath)) {
     throw new HarnessError('INVALID_ARGUMENT', `bad route ${JSON.stringify(route)} or mailertable path ${JSON.stringify(mailertablePath)}`);
   }
+  // A text map answers with column 0, the key itself, unless told which column holds the value (-v1).
   return {
-    mc: `FEATURE(\`mailertable', \`text ${mailertablePath}')dnl\ndefine(\`ESMTP_MAILER_ARGS', \`TCP $h ${route.port}')dnl\n`,
+    mc: `FEATURE(\`mailertable', \`text -k0 -v1 ${mailertablePath}')dnl\ndefine(\`ESMTP_MAILER_ARGS', \`TCP $h ${route.port}')dnl\n`,
     mailertable: route.domains.map((domain) => `${domain} esmtp:[127.0.0.1]\n`).join(''),
   };
 }
