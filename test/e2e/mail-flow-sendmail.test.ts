@@ -252,6 +252,10 @@ describe('e2e mail flow through Sendmail with OpenDKIM and OpenDMARC', () => {
     const host = SENDMAIL_SITE_HOSTNAME.replaceAll('.', '\\.');
     assert.match(log, new RegExp(`: ${queueId}: from=<alice@site-a\\.test>, .*, daemon=MTA, relay=`));
     assert.match(log, new RegExp(`: ${copyQueueId}: from=<alice@site-a\\.test>, .*, nrcpts=1, .*, daemon=REINJECT, relay=${host} \\[127\\.0\\.0\\.1\\]`));
+    // M=A: the MTA listener's session offered AUTH (Sendmail logs the mechanisms at its start), REINJECT's did not.
+    const sessionPid = (id: string): string => new RegExp(`sendmail\\[(\\d+)\\]: ${id}: from=`).exec(log)?.[1] ?? 'none';
+    const offersAuth = (pid: string): boolean => log.includes(`sendmail[${pid}]: AUTH: available mech=`);
+    assert.deepEqual([offersAuth(sessionPid(queueId)), offersAuth(sessionPid(copyQueueId))], [true, false]);
     // On the copy, the REINJECT listener ran the leaving list (confINPUT_MAIL_FILTERS of dkim.mc): muse-milter
     // removed the marker and changed nothing else, then OpenDKIM signed.
     const copySteps = log
