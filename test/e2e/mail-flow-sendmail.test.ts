@@ -6,7 +6,10 @@
  *     B's Postfix, whose INBOUND listener runs OpenDKIM verifying and OpenDMARC before muse-milter
  *     (examples/postfix/opendkim.cf);
  *   - receiving site: site B's Sendmail, on the INBOUND listener dkim.mc defines, runs OpenDKIM verifying and
- *     OpenDMARC, then muse-milter B, and relays to the mailbox.
+ *     OpenDMARC, then muse-milter B, and relays to the mailbox;
+ *   - a Sendmail-only sending site (site A without Postfix), mixed recipients split: the clear-text copy comes back
+ *     on the REINJECT listener muse.mc defines, where muse-milter checks and removes its marker and OpenDKIM then
+ *     signs it.
  * What this shows about Sendmail: a later filter is handed the message as an earlier one left it, header fields
  * and body, as with Postfix. The signature OpenDKIM adds after muse-milter covers the protected Subject and the
  * ciphertext, and verifies at the receiver; OpenDMARC passes on the dkim= result OpenDKIM inserted just before it.
@@ -18,14 +21,14 @@
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { waitForPort } from '../support/processes.ts';
+import { waitFor, waitForPort } from '../support/processes.ts';
 import { sendMail } from '../support/smtp-client.ts';
 import type { SendmailInstance } from '../support/sendmail.ts';
 import { passResult, trafficCounts, waitForEmptyQueue } from './checks.ts';
 import { dkimReasons, dkimverify, opendkimTestmsg, signerOf, tagsOf } from './dkim-checks.ts';
 import { DKIM_SELECTOR } from './dkim-milters.ts';
-import { fieldValues, messageFromSiteA, parseMessage } from './mail.ts';
-import { DOMAINS, startReceivingSendmail, startTopology, type DkimMilters, type ReceivingSendmail, type Topology } from './topology.ts';
+import { fieldValues, messageFromSiteA, parseMessage, protectedHeaders } from './mail.ts';
+import { DOMAINS, SENDMAIL_SITE_HOSTNAME, startReceivingSendmail, startSendmailSite, startTopology, type DkimMilters, type ReceivingSendmail, type SendmailSite, type Topology } from './topology.ts';
 
 /** Bound on one message crossing both sites. */
 const DELIVERY_TIMEOUT_MS = 30_000;
@@ -34,6 +37,7 @@ let topology: Topology;
 let dkim: DkimMilters;
 let sendmail: SendmailInstance;
 let receiving: ReceivingSendmail;
+let sendmailSite: SendmailSite;
 
 before(async () => {
   topology = await startTopology({ dkim: true, sendmail: true });
@@ -42,9 +46,11 @@ before(async () => {
   sendmail = topology.sendmail;
   receiving = await startReceivingSendmail(topology);
   await waitForPort(receiving.inboundPort, { timeoutMs: DELIVERY_TIMEOUT_MS });
+  sendmailSite = await startSendmailSite(topology);
 });
 
 after(async () => {
+  await sendmailSite?.stop();
   await receiving?.sendmail.stop();
   await topology?.stop();
 });
@@ -212,17 +218,136 @@ describe('e2e mail flow through Sendmail with OpenDKIM and OpenDMARC', () => {
     assert.deepEqual(unrenamedOpendkim, { code: 70, output: 'opendkim-testmsg: dkim_eom(): Bad signature' });
   });
 
-  it("README's Sendmail section shows the lines of examples/sendmail/dkim.mc this test ran, as they are", () => {
-    const root = new URL('../../', import.meta.url);
-    const example = readFileSync(new URL('examples/sendmail/dkim.mc', root), 'utf8')
+  it('Sendmail-only sending site, mixed recipients split: the copy comes back on the REINJECT listener of muse.mc, muse-milter lets it through, OpenDKIM signs it', async () => {
+    const start = trafficCounts(topology);
+    const siteALines = topology.siteA.milter.messageLines().length;
+    const message = messageFromSiteA('smsplit', 'Bob Example <bob@site-b.test>, Carol <carol@keyless.test>');
+    const sent = await sendMail({ port: sendmailSite.smtpPort, from: 'alice@site-a.test', to: ['bob@site-b.test', 'carol@keyless.test'], data: message.bytes, mailParams: 'BODY=8BITMIME' });
+    assert.equal(sent.final.code, 250, sent.final.text);
+    const queueId = /^2\.0\.0 (\S+) Message accepted/.exec(sent.final.text)?.[1] ?? '';
+    assert.notEqual(queueId, '');
+
+    // The milter kept bob on the original, encrypted, and had Sendmail queue carol's copy before it answered.
+    const original = await waitFor(() => sendmailSite.milter.messageLines().find((line) => line['queueId'] === queueId), {
+      timeoutMs: DELIVERY_TIMEOUT_MS,
+      what: `muse-milter's line for ${queueId}`,
+    });
+    const copyQueueId = /; copy 250 2\.0\.0 (\S+) Message accepted for delivery$/.exec(String(original['reason']))?.[1] ?? '';
+    console.log(`muse-milter (original ${queueId}): ${original['action']}: ${original['reason']}`);
+    assert.notEqual(copyQueueId, '');
+    assert.deepEqual([original['direction'], original['action'], original['reason']], [
+      'outbound',
+      'split',
+      `encrypted:${DOMAINS.siteB} clear:${DOMAINS.keyless}; copy 250 2.0.0 ${copyQueueId} Message accepted for delivery`,
+    ]);
+    // Each left Sendmail once: the original through the tap (the mailertable's esmtp), the copy to the world (the
+    // smart host's relay mailer). Both sent, so nothing is left to arrive anywhere.
+    await sendmailSite.sendmail.waitForLog(new RegExp(`: ${queueId}: to=<bob@site-b\\.test>, .*, mailer=esmtp, .*, stat=Sent`), DELIVERY_TIMEOUT_MS);
+    await sendmailSite.sendmail.waitForLog(new RegExp(`: ${copyQueueId}: to=<carol@keyless\\.test>, .*, mailer=relay, .*, stat=Sent`), DELIVERY_TIMEOUT_MS);
+    await topology.mailbox.waitForCount(start.mailbox + 1, DELIVERY_TIMEOUT_MS);
+    await waitForEmptyQueue(topology.siteB.postfix, DELIVERY_TIMEOUT_MS);
+
+    // Sendmail took the original on its MTA listener and the copy on the REINJECT listener, from muse-milter.
+    const log = sendmailSite.sendmail.readLog();
+    const host = SENDMAIL_SITE_HOSTNAME.replaceAll('.', '\\.');
+    assert.match(log, new RegExp(`: ${queueId}: from=<alice@site-a\\.test>, .*, daemon=MTA, relay=`));
+    assert.match(log, new RegExp(`: ${copyQueueId}: from=<alice@site-a\\.test>, .*, nrcpts=1, .*, daemon=REINJECT, relay=${host} \\[127\\.0\\.0\\.1\\]`));
+    // M=A: the MTA listener's session offered AUTH (Sendmail logs the mechanisms at its start), REINJECT's did not.
+    const sessionPid = (id: string): string => new RegExp(`sendmail\\[(\\d+)\\]: ${id}: from=`).exec(log)?.[1] ?? 'none';
+    const offersAuth = (pid: string): boolean => log.includes(`sendmail[${pid}]: AUTH: available mech=`);
+    assert.deepEqual([offersAuth(sessionPid(queueId)), offersAuth(sessionPid(copyQueueId))], [true, false]);
+    // On the copy, the REINJECT listener ran the leaving list (confINPUT_MAIL_FILTERS of dkim.mc): muse-milter
+    // removed the marker and changed nothing else, then OpenDKIM signed.
+    const copySteps = log
       .split('\n')
-      .filter((line) => line !== '' && !line.startsWith('dnl'))
-      .map((line) => line.replace(/dnl$/, ''));
+      .map((line) => new RegExp(`: ${copyQueueId}: Milter \\(([a-z-]+)\\) ((?:insert \\(\\d+\\)|add|change|delete): header:? [A-Za-z-]+|message: body replaced)`).exec(line))
+      .filter((match) => match !== null)
+      .map((match) => `${match[1]} ${match[2]}`);
+    for (const step of copySteps) console.log(`sendmail (copy ${copyQueueId}): ${step}`);
+    assert.deepEqual(copySteps, ['muse delete: header X-Muse-Reinjected', 'opendkim insert (0): header: DKIM-Signature']);
+    const copyLine = sendmailSite.milter.messageLines().find((line) => line['queueId'] === copyQueueId);
+    assert.deepEqual([copyLine?.['direction'], copyLine?.['recipientDomains'], copyLine?.['action'], copyLine?.['reason']], ['outbound', [DOMAINS.keyless], 'reinjected', `copy of ${queueId}`]);
+    assert.equal(sendmailSite.milter.messageLines().length, 2);
+    // Postfix A and its milter had no part in it.
+    assert.equal(topology.siteA.milter.messageLines().length, siteALines);
+
+    // The world: carol's copy alone, the original message in clear with no marker, signed by site-a.test.
+    const outside = topology.world.messages.slice(start.world);
+    assert.equal(outside.length, 1);
+    const copy = outside[0];
+    assert.ok(copy !== undefined);
+    assert.equal(copy.mailFrom, 'alice@site-a.test');
+    assert.deepEqual(copy.rcptTo, ['carol@keyless.test']);
+    const clear = parseMessage(copy.data);
+    // One trace field: Sendmail does not show its filters the Received field it adds, so the copy muse-milter made
+    // of the original had none, and the REINJECT listener added the one here.
+    assert.deepEqual(
+      clear.fields.map((field) => field.name),
+      ['DKIM-Signature', 'Received', 'From', 'To', 'Subject', 'Date', 'Message-ID', 'MIME-Version', 'Content-Type', 'Content-Transfer-Encoding'],
+    );
+    assert.deepEqual(fieldValues(clear, 'X-Muse-Reinjected'), []);
+    assert.doesNotMatch(copy.data.toString('latin1'), /X-Muse-Reinjected/i);
+    assert.deepEqual(protectedHeaders(clear), message.headers);
+    assert.ok(clear.body.equals(message.body), 'the body of the copy differs from the original');
+    // The REINJECT listener's trace field, with the copy's queue id.
+    assert.match(fieldValues(clear, 'Received')[0] ?? '', new RegExp(`^from site-a\\.test \\(${host} \\[127\\.0\\.0\\.1\\]\\) by ${host} \\(8\\.[^)]*\\) with ESMTP id ${copyQueueId} for <carol@keyless\\.test>;`));
+    const copySignature = fieldValues(clear, 'DKIM-Signature')[0] ?? '';
+    assert.deepEqual(signerOf(copySignature), { domain: DOMAINS.siteA, selector: DKIM_SELECTOR });
+    assert.equal(tagsOf(copySignature).get('h'), 'From:To:Subject:Date');
+    const copyVerdict = await dkimverify(dkim, copy.data);
+    const copyOpendkim = await opendkimTestmsg(dkim, copy.data);
+    console.log(`dkimverify (re-injected copy for keyless.test): ${copyVerdict}`);
+    console.log(`opendkim-testmsg (re-injected copy for keyless.test): exit ${copyOpendkim.code}: ${copyOpendkim.output}`);
+    assert.equal(copyVerdict, 'signature ok');
+    assert.deepEqual(copyOpendkim, { code: 0, output: '' });
+
+    // Site B: bob's version alone crossed, encrypted and signed by site-a.test, and passes there.
+    const crossed = topology.tap.messages.slice(start.tap);
+    assert.deepEqual(
+      crossed.map((attempt) => [attempt.rcptTo, attempt.reply?.code]),
+      [[['bob@site-b.test'], 250]],
+    );
+    const wire = (crossed[0] as (typeof crossed)[number]).data;
+    const outer = parseMessage(wire);
+    assert.match(fieldValues(outer, 'Content-Type')[0] ?? '', /^multipart\/encrypted;/);
+    assert.deepEqual(fieldValues(outer, 'Subject'), ['...']);
+    assert.ok(!wire.includes(message.body), 'the original body crossed to site B in clear');
+    const signatures = fieldValues(outer, 'DKIM-Signature');
+    assert.equal(signatures.length, 1, `DKIM-Signature fields: ${JSON.stringify(signatures)}`);
+    const signature = signatures[0] as string;
+    assert.deepEqual(signerOf(signature), { domain: DOMAINS.siteA, selector: DKIM_SELECTOR });
+    assert.equal(await dkimverify(dkim, wire), 'signature ok');
+    const delivered = topology.mailbox.messages.slice(start.mailbox);
+    assert.deepEqual(
+      delivered.map((m) => m.rcptTo),
+      [['bob@site-b.test']],
+    );
+    const inbox = parseMessage((delivered[0] as (typeof delivered)[number]).data);
+    assert.ok(inbox.body.equals(message.body), 'the delivered body differs from the original');
+    assert.deepEqual(protectedHeaders(inbox), message.headers);
+    const results = fieldValues(inbox, 'Authentication-Results');
+    for (const line of results) console.log(`Authentication-Results: ${line}`);
+    assert.deepEqual(results, [
+      passResult(DOMAINS.siteB, DOMAINS.siteA, topology.siteA.fingerprint),
+      `${DOMAINS.siteB}; dmarc=pass (p=reject dis=none) header.from=${DOMAINS.siteA}`,
+      `${DOMAINS.siteB}; dkim=pass (2048-bit key; unprotected) header.d=${DOMAINS.siteA} header.i=@${DOMAINS.siteA} header.a=rsa-sha256 header.s=${DKIM_SELECTOR} header.b=${(tagsOf(signature).get('b') ?? '').slice(0, 8)}; dkim-atps=neutral`,
+    ]);
+    assert.deepEqual(fieldValues(inbox, 'Muse-Original-DKIM-Signature'), [signature]);
+  });
+
+  it("README's Sendmail section shows the lines of examples/sendmail/muse.mc and dkim.mc this test ran, as they are", () => {
+    const root = new URL('../../', import.meta.url);
     const readme = readFileSync(new URL('README.md', root), 'utf8');
-    const intro = readme.indexOf('[examples/sendmail/dkim.mc](examples/sendmail/dkim.mc)');
-    assert.ok(intro >= 0, 'README.md does not point at examples/sendmail/dkim.mc');
-    const open = readme.indexOf('```\n', intro) + 4;
-    const block = readme.slice(open, readme.indexOf('```', open)).replace(/\n$/, '').split('\n');
-    assert.deepEqual(block, example);
+    for (const file of ['examples/sendmail/muse.mc', 'examples/sendmail/dkim.mc']) {
+      const example = readFileSync(new URL(file, root), 'utf8')
+        .split('\n')
+        .filter((line) => line !== '' && !line.startsWith('dnl'))
+        .map((line) => line.replace(/dnl$/, ''));
+      const intro = readme.indexOf(`[${file}](${file})`);
+      assert.ok(intro >= 0, `README.md does not point at ${file}`);
+      const open = readme.indexOf('```\n', intro) + 4;
+      const block = readme.slice(open, readme.indexOf('```', open)).replace(/\n$/, '').split('\n');
+      assert.deepEqual(block, example, file);
+    }
   });
 });

@@ -30,7 +30,8 @@
  * publishes the DKIM key and a `_dmarc` record with p=reject (test/e2e/dkim-milters.ts). With `sendmail` too,
  * Sendmail also takes examples/sendmail/dkim.mc (OpenDKIM signing after muse-milter A), and
  * {@link startReceivingSendmail} adds a Sendmail for site B whose INBOUND listener runs the verifiers, then
- * muse-milter B.
+ * muse-milter B, and {@link startSendmailSite} site A as a site without Postfix: a Sendmail and a muse-milter that
+ * re-injects the copies it splits off into that Sendmail's REINJECT listener (examples/sendmail/muse.mc).
  *
  * With `forwarding` (examples/postfix/forwarding.cf): site B expands list@site-b.test to carol@site-a.test
  * (virtual_alias_maps), its INBOUND listener hands every message to the second pass (muse-milter as ORIGINATING on
@@ -277,6 +278,38 @@ class Teardown {
   }
 }
 
+/** The ports one muse-milter instance is configured with. */
+interface MilterPorts {
+  /** milter.listen. */
+  readonly milter: number;
+  readonly metrics: number;
+  /** mixedRecipients.reinject.port: the MTA's re-injection listener. */
+  readonly reinject: number;
+}
+
+/**
+ * Writes `dataDir`/muse.yaml, examples/muse.yaml as an administrator adapts it: the site's domain and paths, the
+ * test's ports and resolver, partner.example required; the tests run the daemon as root without switching account.
+ * Returns the daemon, not started.
+ */
+function configureMilter(dataDir: string, domain: string, privateKeyPath: string, ports: MilterPorts, dnsPort: number, name: string): MuseDaemon {
+  const configPath = join(dataDir, 'muse.yaml');
+  const config = editConfigText(readExample('muse.yaml'), [
+    { path: ['dataDirectory'], value: dataDir },
+    { path: ['site', 'domain'], value: domain },
+    { path: ['site', 'keyFile'], value: privateKeyPath },
+    { path: ['milter', 'listen'], value: `inet:127.0.0.1:${ports.milter}` },
+    { path: ['dns', 'servers'], value: [`127.0.0.1:${dnsPort}`] },
+    { path: ['policy', 'domains'], value: { [DOMAINS.required]: 'required' } },
+    { path: ['mixedRecipients', 'reinject', 'port'], value: ports.reinject },
+    { path: ['metrics', 'listen'], value: `127.0.0.1:${ports.metrics}` },
+    { path: ['user'] },
+    { path: ['group'] },
+  ]);
+  writeFileSync(configPath, config);
+  return new MuseDaemon({ configPath, logPath: join(dataDir, 'milter.log'), milterPort: ports.milter, name });
+}
+
 /** Writes site files and the milter configuration (examples/muse.yaml); returns the site's key facts. */
 async function prepareSite(
   workDir: string,
@@ -292,23 +325,7 @@ async function prepareSite(
   const zone = await genkey(domain, keyDir, policy);
   const privateKeyPath = join(keyDir, `${domain}.private.asc`);
   const key = await loadSitePrivateKey(privateKeyPath, 'refuse');
-  const configPath = join(dataDir, 'muse.yaml');
-  // examples/muse.yaml as an administrator adapts it: the site's domain and paths, the test's ports and resolver,
-  // partner.example required; the tests run the daemon as root without switching account.
-  const config = editConfigText(readExample('muse.yaml'), [
-    { path: ['dataDirectory'], value: dataDir },
-    { path: ['site', 'domain'], value: domain },
-    { path: ['site', 'keyFile'], value: privateKeyPath },
-    { path: ['milter', 'listen'], value: `inet:127.0.0.1:${ports.milter}` },
-    { path: ['dns', 'servers'], value: [`127.0.0.1:${dnsPort}`] },
-    { path: ['policy', 'domains'], value: { [DOMAINS.required]: 'required' } },
-    { path: ['mixedRecipients', 'reinject', 'port'], value: ports.reinject },
-    { path: ['metrics', 'listen'], value: `127.0.0.1:${ports.metrics}` },
-    { path: ['user'] },
-    { path: ['group'] },
-  ]);
-  writeFileSync(configPath, config);
-  const milter = new MuseDaemon({ configPath, logPath: join(dataDir, 'milter.log'), milterPort: ports.milter, name: `muse-milter of ${domain}` });
+  const milter = configureMilter(dataDir, domain, privateKeyPath, ports, dnsPort, `muse-milter of ${domain}`);
   return {
     zone,
     files: {
@@ -435,20 +452,30 @@ function dkimMcSockets(ports: TopologyPorts): Record<string, number> {
   };
 }
 
+/** The ports of the listeners the Sendmail examples add; each one not given gets a free port. */
+interface SendmailListenerPorts {
+  /** The REINJECT listener of examples/sendmail/muse.mc. */
+  readonly reinject?: number;
+  /** The INBOUND listener of examples/sendmail/dkim.mc. */
+  readonly inbound?: number;
+}
+
 /**
- * examples/sendmail/muse.mc with its filter pointed at `milterPort`; with `dkim`, examples/sendmail/dkim.mc after
- * it, its INBOUND listener on `inboundPort`.
+ * examples/sendmail/muse.mc with its filter pointed at `milterPort` and its REINJECT listener on
+ * `listeners.reinject`; with `dkim`, examples/sendmail/dkim.mc after it, its INBOUND listener on `listeners.inbound`.
+ * A listener the caller does not use still listens, on a free port: the examples are taken whole.
  */
-async function sendmailMilterLines(ports: TopologyPorts, milterPort: number, dkim: boolean, inboundPort?: number): Promise<string> {
-  const museMc = sendmailExample('sendmail/muse.mc', { 'unix:/var/lib/muse-milter/milter.sock': milterPort });
+async function sendmailMilterLines(ports: TopologyPorts, milterPort: number, dkim: boolean, listeners: SendmailListenerPorts = {}): Promise<string> {
+  const museMc = sendmailExample('sendmail/muse.mc', { 'unix:/var/lib/muse-milter/milter.sock': milterPort }, { REINJECT_PORT: String(listeners.reinject ?? (await freePort())) });
   if (!dkim) return museMc;
-  const dkimMc = sendmailExample('sendmail/dkim.mc', dkimMcSockets(ports), { INBOUND_PORT: String(inboundPort ?? (await freePort())) });
+  const dkimMc = sendmailExample('sendmail/dkim.mc', dkimMcSockets(ports), { INBOUND_PORT: String(listeners.inbound ?? (await freePort())) });
   return `${museMc}${dkimMc}`;
 }
 
 /**
  * Sendmail with examples/sendmail/muse.mc pointing at site A's milter, relaying everything through the tap;
- * with `dkim`, examples/sendmail/dkim.mc after it (the DKIM signer after muse-milter).
+ * with `dkim`, examples/sendmail/dkim.mc after it (the DKIM signer after muse-milter). Site A's milter re-injects
+ * into Postfix A, so muse.mc's REINJECT listener here stays unused.
  */
 async function startSendmail(ports: TopologyPorts, dkim: boolean): Promise<SendmailInstance> {
   return SendmailInstance.start({
@@ -479,9 +506,65 @@ export async function startReceivingSendmail(topology: Topology): Promise<Receiv
     smtpPort: await freePort(),
     relayPort: topology.ports.mailbox,
     hostname: `sm.${DOMAINS.siteB}`,
-    vars: { MILTERS: await sendmailMilterLines(topology.ports, topology.ports.b.milter, true, inboundPort) },
+    vars: { MILTERS: await sendmailMilterLines(topology.ports, topology.ports.b.milter, true, { inbound: inboundPort }) },
   });
   return { sendmail, inboundPort };
+}
+
+/** A site that runs Sendmail and no Postfix, from {@link startSendmailSite}. */
+export interface SendmailSite {
+  readonly sendmail: SendmailInstance;
+  /** Its own muse-milter for site-a.test (site A's key), which re-injects into {@link reinjectPort}. */
+  readonly milter: MuseDaemon;
+  /** Where the site's users hand in mail: the harness's MTA listener, outbound by the client address. */
+  readonly smtpPort: number;
+  /** The REINJECT listener of examples/sendmail/muse.mc. */
+  readonly reinjectPort: number;
+  /** Stops both and removes the directory. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** The host name of the {@link SendmailSite}'s Sendmail. */
+export const SENDMAIL_SITE_HOSTNAME = `sm-only.${DOMAINS.siteA}`;
+
+/**
+ * site-a.test as a Sendmail-only site, in a topology started with `dkim`: a muse-milter of its own (examples/muse.yaml
+ * as for the sites, with site A's key, its mixedRecipients.reinject.port pointed at this Sendmail's REINJECT listener),
+ * and a Sendmail with examples/sendmail/muse.mc and dkim.mc pointing at it and at site A's OpenDKIM signer. Like
+ * Postfix A, it sends site-b.test mail through the tap and everything else to the world sink. Stop it before the
+ * topology.
+ */
+export async function startSendmailSite(topology: Topology): Promise<SendmailSite> {
+  if (topology.dkim === undefined) throw new HarnessError('INVALID_ARGUMENT', 'a Sendmail-only site needs the DKIM signer: start the topology with dkim');
+  const teardown = new Teardown();
+  const dir = makeInstanceDir('sendmail-site');
+  const unregisterExitCleanup = registerExitCleanup(() => removeInstanceDir(dir));
+  teardown.add(() => {
+    removeInstanceDir(dir);
+    unregisterExitCleanup();
+  });
+  try {
+    const dataDir = join(dir, 'milter');
+    mkdirSync(dataDir, { mode: 0o700 });
+    const ports: MilterPorts = { milter: await freePort(), metrics: await freePort(), reinject: await freePort() };
+    const smtpPort = await freePort();
+    const milter = configureMilter(dataDir, DOMAINS.siteA, topology.siteA.privateKeyPath, ports, topology.ports.unbound, `muse-milter of the Sendmail-only ${DOMAINS.siteA}`);
+    const milters = await sendmailMilterLines(topology.ports, ports.milter, true, { reinject: ports.reinject });
+    const [sendmail] = await startAll<[SendmailInstance, undefined]>(teardown, [
+      SendmailInstance.start({
+        smtpPort,
+        relayPort: topology.ports.world,
+        route: { domains: [DOMAINS.siteB], port: topology.ports.tap },
+        hostname: SENDMAIL_SITE_HOSTNAME,
+        vars: { MILTERS: milters },
+      }).then((instance) => started(instance, () => instance.stop())),
+      milter.start().then(() => started(undefined, () => milter.stop())),
+    ]);
+    return { sendmail, milter, smtpPort, reinjectPort: ports.reinject, stop: () => teardown.run() };
+  } catch (error) {
+    await teardown.run();
+    throw error;
+  }
 }
 
 /**

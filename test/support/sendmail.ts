@@ -47,12 +47,22 @@ export interface SendmailMilter {
   readonly timeouts?: string;
 }
 
+/** Domains a Sendmail instance sends elsewhere than to its relay port. */
+export interface SendmailRoute {
+  /** Domain names (lower-case letters, digits, '-' and '.'). */
+  readonly domains: readonly string[];
+  /** Their mail goes to 127.0.0.1 on this port. */
+  readonly port: number;
+}
+
 /** Options of {@link SendmailInstance.start}. */
 export interface SendmailOptions {
   /** Port of the SMTP daemon on 127.0.0.1. */
   readonly smtpPort: number;
-  /** All mail is relayed to 127.0.0.1 on this port (the sink, or another MTA). */
+  /** All mail is relayed to 127.0.0.1 on this port (the sink, or another MTA), but for {@link route}'s domains. */
   readonly relayPort: number;
+  /** Mail for these domains goes to 127.0.0.1 on `port` instead (a mailertable, rendered into `{{ROUTES}}`). */
+  readonly route?: SendmailRoute;
   /** Milters, rendered into the `{{MILTERS}}` placeholder. */
   readonly milters?: readonly SendmailMilter[];
   /** The .mc template (default {@link DEFAULT_SENDMAIL_MC}); placeholders are listed at {@link renderSendmailMc}. */
@@ -66,11 +76,11 @@ export interface SendmailOptions {
 }
 
 /**
- * The default .mc: relay everything to `[127.0.0.1]:{{RELAY_PORT}}`, listen on `127.0.0.1:{{PORT}}` only
- * (`no_default_msa`, else it also listens on 587 on every interface), no DNS (`nocanonify`, files-only service
- * switch, unresolvable sender domains accepted), background delivery, log level 14 (every milter step is
- * logged), and no load-average limits: by default sendmail refuses connections (and stops delivering) once the
- * load average passes a multiple of the core count, which a busy test machine reaches.
+ * The default .mc: relay everything to `[127.0.0.1]:{{RELAY_PORT}}` but what `{{ROUTES}}` sends elsewhere, listen
+ * on `127.0.0.1:{{PORT}}` only (`no_default_msa`, else it also listens on 587 on every interface), no DNS
+ * (`nocanonify`, files-only service switch, unresolvable sender domains accepted), background delivery, log level
+ * 14 (every milter step is logged), and no load-average limits: by default sendmail refuses connections (and stops
+ * delivering) once the load average passes a multiple of the core count, which a busy test machine reaches.
  */
 export const DEFAULT_SENDMAIL_MC = `include(\`/usr/share/sendmail/cf/m4/cf.m4')dnl
 OSTYPE(\`linux')dnl
@@ -95,7 +105,7 @@ FEATURE(\`accept_unqualified_senders')dnl
 FEATURE(\`no_default_msa')dnl
 define(\`SMART_HOST', \`relay:[127.0.0.1]')dnl
 define(\`RELAY_MAILER_ARGS', \`TCP $h {{RELAY_PORT}}')dnl
-DAEMON_OPTIONS(\`Port={{PORT}}, Addr=127.0.0.1, Name=MTA')dnl
+{{ROUTES}}DAEMON_OPTIONS(\`Port={{PORT}}, Addr=127.0.0.1, Name=MTA')dnl
 {{MILTERS}}MAILER(\`local')dnl
 MAILER(\`smtp')dnl
 `;
@@ -118,8 +128,26 @@ export function sendmailMilterLines(milters: readonly SendmailMilter[]): string 
 }
 
 /**
+ * The `.mc` lines and the mailertable for `route`: the mailertable sends each domain to the esmtp mailer at
+ * [127.0.0.1] (Sendmail looks it up before the smart host), and the esmtp mailer connects to the route's port (the
+ * relay mailer, the smart host's, keeps its own). Empty without a route.
+ */
+function sendmailRouteLines(route: SendmailRoute | undefined, mailertablePath: string): { mc: string; mailertable: string } {
+  if (route === undefined) return { mc: '', mailertable: '' };
+  // A blank or a quote would break out of the mailertable's columns or the m4 quoting.
+  if (route.domains.length === 0 || route.domains.some((domain) => !/^[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(domain)) || /[\s`']/.test(mailertablePath)) {
+    throw new HarnessError('INVALID_ARGUMENT', `bad route ${JSON.stringify(route)} or mailertable path ${JSON.stringify(mailertablePath)}`);
+  }
+  // A text map answers with column 0, the key itself, unless told which column holds the value (-v1).
+  return {
+    mc: `FEATURE(\`mailertable', \`text -k0 -v1 ${mailertablePath}')dnl\ndefine(\`ESMTP_MAILER_ARGS', \`TCP $h ${route.port}')dnl\n`,
+    mailertable: route.domains.map((domain) => `${domain} esmtp:[127.0.0.1]\n`).join(''),
+  };
+}
+
+/**
  * Replaces every `{{NAME}}` in an .mc template. The instance provides `DIR`, `HOSTNAME`, `PORT`,
- * `RELAY_PORT`, `QUEUE_DIR`, `PID_FILE`, `STATUS_FILE`, `HELP_FILE`, `SERVICE_SWITCH` and `MILTERS`.
+ * `RELAY_PORT`, `ROUTES`, `QUEUE_DIR`, `PID_FILE`, `STATUS_FILE`, `HELP_FILE`, `SERVICE_SWITCH` and `MILTERS`.
  * A placeholder without a value throws `INVALID_ARGUMENT`, so a template typo cannot yield a silently wrong .cf.
  */
 export function renderSendmailMc(template: string, vars: Readonly<Record<string, string>>): string {
@@ -225,11 +253,14 @@ export class SendmailInstance {
       // Nothing answers on 127.0.0.1:53, so a stray lookup fails at once instead of leaving loopback.
       writeFileSync(join(dir, 'resolv.conf'), 'nameserver 127.0.0.1\noptions attempts:1 timeout:1\n');
       writeFileSync(join(dir, 'service.switch'), 'hosts files\naliases files\n');
+      const routes = sendmailRouteLines(options.route, join(dir, 'mailertable'));
+      if (options.route !== undefined) writeFileSync(join(dir, 'mailertable'), routes.mailertable);
       const vars: Record<string, string> = {
         DIR: dir,
         HOSTNAME: hostname,
         PORT: String(options.smtpPort),
         RELAY_PORT: String(options.relayPort),
+        ROUTES: routes.mc,
         QUEUE_DIR: queueDir,
         PID_FILE: join(dir, 'sendmail.pid'),
         STATUS_FILE: join(dir, 'sendmail.st'),
