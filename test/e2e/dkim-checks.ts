@@ -4,6 +4,7 @@
  * each runs in a private mount namespace whose /etc/resolv.conf is `resolvConf` (the topology's port-53 forwarder
  * to unbound, {@link DkimMilters.resolvConf}).
  */
+import assert from 'node:assert/strict';
 import { runCommand } from '../support/processes.ts';
 import type { DkimMilters } from './topology.ts';
 
@@ -41,6 +42,21 @@ export async function dkimReasons(dkim: DkimMilters, message: Buffer): Promise<s
 export async function opendkimTestmsg(dkim: DkimMilters, message: Buffer): Promise<{ code: number | null; output: string }> {
   const result = await withResolvConf(dkim.resolvConf, 'opendkim-testmsg', message);
   return { code: result.code, output: `${result.stdout}${result.stderr}`.trim() };
+}
+
+/**
+ * Asserts that no DKIM signature on `message` (a delivered one) reads as a failure: python3-dkim finds none that
+ * verifies and none with a body hash mismatch, OpenDKIM's library finds no signature at all. Prints both verdicts.
+ */
+export async function assertNoSignatureLeftToFail(dkim: DkimMilters, message: Buffer, label: string): Promise<void> {
+  const verdict = await dkimverify(dkim, message);
+  const reasons = await dkimReasons(dkim, message);
+  const opendkim = await opendkimTestmsg(dkim, message);
+  console.log(`dkimverify (${label}): ${verdict}`);
+  console.log(`opendkim-testmsg (${label}): exit ${opendkim.code}: ${opendkim.output}`);
+  assert.equal(verdict, 'signature verification failed');
+  assert.doesNotMatch(reasons, /body hash mismatch/);
+  assert.deepEqual(opendkim, { code: 70, output: 'opendkim-testmsg: dkim_chunk(): No signature' });
 }
 
 /** The tags of a DKIM-Signature value (RFC 6376 §3.2 tag-list; blanks inside values removed). */
