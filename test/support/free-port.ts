@@ -57,6 +57,15 @@ function udpFree(port: number): Promise<boolean> {
   });
 }
 
+/** Whether TCP port `port` on 127.0.0.1 can be bound now (false when another program holds it). */
+export function tcpPortFree(port: number): Promise<boolean> {
+  const server = createServer();
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
 /** Whether a start-up failure says a port was taken meanwhile (then the caller retries with fresh ports). */
 export function isAddressInUse(error: unknown): boolean {
   return error instanceof Error && /address already in use|EADDRINUSE/i.test(error.message);

@@ -10,9 +10,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { HarnessError } from './errors.ts';
-import { freePort } from './free-port.ts';
+import { freePort, isAddressInUse } from './free-port.ts';
 import { runMiltertest } from './miltertest.ts';
 import { PostfixInstance } from './postfix.ts';
 import { DEFAULT_SENDMAIL_MC, SendmailInstance, renderSendmailMc } from './sendmail.ts';
@@ -294,6 +295,21 @@ describe('Postfix instance', { timeout: 120_000 }, () => {
     const dir = /\/var\/lib\/muse-test\/postfix-\w+/.exec(failure.message)?.[0];
     assert.ok(dir !== undefined);
     assert.equal(existsSync(dir), false);
+  });
+
+  test('start fails as "address already in use" when another program holds its port, so a caller retries', async (t) => {
+    const port = await freePort();
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen({ host: '127.0.0.1', port }, resolve));
+    t.after(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+    const failure = await PostfixInstance.start({ smtpPort: port }).then(
+      () => assert.fail('Postfix started on a port another program holds'),
+      (error: unknown) => error,
+    );
+    assert.ok(failure instanceof HarnessError);
+    assert.equal(failure.code, 'START_FAILED');
+    assert.match(failure.message, new RegExp(`\\(address already in use: port ${port} held by another program\\)`));
+    assert.equal(isAddressInUse(failure), true);
   });
 });
 

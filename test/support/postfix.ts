@@ -6,6 +6,7 @@
 import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HarnessError } from './errors.ts';
+import { tcpPortFree } from './free-port.ts';
 import { makeInstanceDir, removeInstanceDir } from './instance-dir.ts';
 import {
   environmentHas,
@@ -162,9 +163,13 @@ export class PostfixInstance {
       await waitForPort(options.smtpPort, { timeoutMs });
       return instance;
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
       const details = await instance.failureDetails();
       await instance.stop();
+      // Postfix's master may die of a port taken meanwhile before its log line is written ("mail system startup
+      // failed" is then all there is): a port another program holds now says so, and the caller retries with fresh
+      // ports (isAddressInUse).
+      const taken = await takenPorts([options.smtpPort, ...masterPorts(options.masterLines ?? [])]);
+      const reason = `${error instanceof Error ? error.message : String(error)}${taken.length > 0 ? ` (address already in use: port ${taken.join(', ')} held by another program)` : ''}`;
       throw new HarnessError('START_FAILED', `Postfix instance ${instance.dir} did not start: ${reason}\n${details}`, {
         cause: error,
       });
@@ -238,4 +243,20 @@ export class PostfixInstance {
     }).catch((error: unknown) => ({ code: null, stdout: `(could not run: ${String(error)})`, stderr: '' }));
     return `postfix check (exit ${check.code}):\n${check.stdout}${check.stderr}\nmaillog:\n${this.readMaillog()}`;
   }
+}
+
+/** The TCP ports the services of `lines` (master.cf lines) listen on: a service name `PORT` or `HOST:PORT`. */
+function masterPorts(lines: readonly string[]): number[] {
+  const ports: number[] = [];
+  for (const line of lines) {
+    const service = /^(?:[\d.]+:)?(\d+)\s+inet\s/.exec(line);
+    if (service !== null) ports.push(Number(service[1]));
+  }
+  return ports;
+}
+
+/** Those of `ports` another program holds now. */
+async function takenPorts(ports: readonly number[]): Promise<number[]> {
+  const free = await Promise.all(ports.map((port) => tcpPortFree(port)));
+  return ports.filter((_, i) => free[i] === false);
 }
