@@ -46,7 +46,7 @@ export interface RunRecord {
   readonly startRssMiB: number | null;
 }
 
-/** One target of the issue, judged. */
+/** One performance target (BENCHMARKS.md, "Targets"), judged. */
 export interface TargetResult {
   readonly target: string;
   readonly threshold: string;

@@ -43,7 +43,7 @@ const CONNECTIONS = 16;
 const KiB = 1024;
 const MiB = 1024 * 1024;
 
-/** The message sizes of the issue, with how each is loaded (large messages: a fixed count, fewer connections). */
+/** The message sizes measured, with how each is loaded (large messages: a fixed count, fewer connections). */
 const SIZES = [
   { label: '4 KiB', bytes: 4 * KiB, seconds: 5, connections: CONNECTIONS, count: undefined, gpgCount: 300 },
   { label: '100 KiB', bytes: 100 * KiB, seconds: 5, connections: CONNECTIONS, count: undefined, gpgCount: 200 },
