@@ -263,7 +263,7 @@ class MuseHandler implements MilterHandler {
           outcome = await processOutbound(runtime, this.outboundMessage(ctx, state, body), early?.start);
           state.early = undefined;
         } else {
-          outcome = await processInbound(runtime, { headers, body, signal: ctx.signal });
+          outcome = await processInbound(runtime, { headers, body, signal: ctx.signal, log: ctx.log });
         }
       }
     } catch (error) {
@@ -291,7 +291,7 @@ class MuseHandler implements MilterHandler {
     runtime.log.warn(misdirectionWarning(state.directionReason, ctx.macro('{daemon_name}')), { queueId: ctx.macro('i') });
     const domains = ctx.message.recipients.map((r) => recipientDomain(r, runtime.config.site.domain));
     if (domains.length > 0 && domains.every((domain) => runtime.policy.isLocal(domain))) {
-      const outcome = await processInbound(runtime, { headers: ctx.message.headers, body, signal: ctx.signal });
+      const outcome = await processInbound(runtime, { headers: ctx.message.headers, body, signal: ctx.signal, log: ctx.log });
       return { ...outcome, reason: `classified outbound (${state.directionReason}) but encrypted to the site key: processed as inbound; ${outcome.reason}` };
     }
     return {

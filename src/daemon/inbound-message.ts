@@ -4,7 +4,7 @@
  * record the verdict in Authentication-Results. Mail that is not for us passes untouched; mail whose
  * encryption or signature is broken is never silently altered or dropped.
  */
-import { addHeader, CONTINUE, deleteHeader, replaceBody, type Modification } from '../../milter/src/index.ts';
+import { addHeader, CONTINUE, deleteHeader, replaceBody, type MilterLogger, type Modification } from '../../milter/src/index.ts';
 import { openInbound, type HeaderField } from '../engine/index.ts';
 import { failureVerdict } from './failure-actions.ts';
 import { ownFieldsRemoval } from './own-fields.ts';
@@ -18,6 +18,8 @@ export interface InboundMessage {
   headers: readonly HeaderField[];
   body: () => AsyncIterable<Buffer>;
   signal: AbortSignal;
+  /** The connection's logger: a debug line says which reader opened the message (streamed or read whole). */
+  log?: MilterLogger;
 }
 
 /** The name under which a DKIM-Signature that no longer matches the delivered message is kept. */
@@ -57,6 +59,7 @@ export async function processInbound(runtime: Runtime, message: InboundMessage):
     decryptionSlots: runtime.decryptionSlots,
     now: runtime.now,
     spool: { dir: runtime.config.milter.spoolDirectory as string },
+    onRoute: (route) => message.log?.debug('inbound message read', { route }),
   });
   const forged = (): Modification[] => ownFieldsRemoval(runtime, message.headers, 'inbound');
   if (result.kind === 'annotated' && result.verdict.result === 'temperror') {
