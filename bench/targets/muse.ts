@@ -5,6 +5,7 @@
 import { writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { YOUNG_GENERATION_FLAG } from '../../src/daemon/young-generation.ts';
 import { SENDER_DOMAIN } from '../messages.ts';
 import { startTarget, type TargetProcess } from './process.ts';
 
@@ -78,7 +79,7 @@ export async function startMuse(setup: MuseSetup): Promise<MuseInstance> {
   const profile = setup.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${setup.profileDir}`];
   const child = await startTarget({
     command: process.execPath,
-    args: [...profile, CLI, 'run', '--config', config],
+    args: [...profile, YOUNG_GENERATION_FLAG, CLI, 'run', '--config', config],
     stdoutFile: logFile,
     address,
     readyText: 'run: milter listening on',

@@ -1,5 +1,8 @@
-#!/usr/bin/env node
-/** Entry point of the `muse-milter` command (package.json `bin`): runs the command line, sets the exit code. */
+#!/usr/bin/env -S node --max-semi-space-size=2
+/**
+ * Entry point of the `muse-milter` command (package.json `bin`): runs the command line, sets the exit code. The
+ * first line starts Node with the daemon's young-generation cap (src/daemon/young-generation.ts).
+ */
 import { runCli } from './cli.ts';
 
 const argv = process.argv.slice(2);

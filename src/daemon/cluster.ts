@@ -30,6 +30,7 @@ import { removePidFile, writePidFile } from './pid-file.ts';
 import { PinRelayPrimary, type PinRelayPeer } from './pin-relay-primary.ts';
 import { PinRelayWorker } from './pin-relay-worker.ts';
 import { warnWhenPinStoreFull } from './pin-store-full.ts';
+import { workerExecArgv } from './young-generation.ts';
 
 /** What the primary tells a worker. */
 type PrimaryMessage = { readonly muse: 'reload' } | { readonly muse: 'stop' };
@@ -162,6 +163,8 @@ export async function startPrimary(config: Config, count: number): Promise<Prima
   });
 
   const startWorker = (number: number): Promise<string> => {
+    // Every worker runs with the young-generation cap, whether or not the primary was started with it.
+    cluster.setupPrimary({ execArgv: workerExecArgv() });
     const worker = cluster.fork({ [WORKER_ENV]: String(number) });
     live.set(number, worker);
     const peer = peerOf(number, worker);

@@ -40,6 +40,7 @@ import { bareAddress, digestBody, messageIdValues } from './copy-identity.ts';
 import { MARKER_HEADER, verifyMarker, type MarkerCheck } from './reinjection-marker.ts';
 import type { Runtime } from './runtime.ts';
 import { observed, observesOnly } from './testing-mode.ts';
+import { pacedChunks } from '../stream/collection-pacer.ts';
 
 /** Per-message state, from MAIL to the end of the message. */
 interface MessageState {
@@ -230,7 +231,8 @@ class MuseHandler implements MilterHandler {
     const { runtime } = state;
     const headers = ctx.message.headers;
     const recipients = ctx.message.recipients;
-    const body = (): AsyncIterable<Buffer> => ctx.message.body?.chunks() ?? noBody();
+    // Paced: a large body is read from the spool more than once (collection-pacer.ts).
+    const body = (): AsyncIterable<Buffer> => (ctx.message.body === undefined ? noBody() : pacedChunks(ctx.message.body.chunks()));
     let outcome: MessageOutcome;
     const strip: Modification[] = [];
     try {

@@ -5,6 +5,7 @@
  */
 import { tmpdir } from 'node:os';
 import { BodySpool } from '../../milter/src/index.ts';
+import { pacedChunks } from '../stream/collection-pacer.ts';
 import { EngineError } from './errors.ts';
 
 /** A finished body; call {@link OutputBody.dispose} when done with it. */
@@ -111,7 +112,8 @@ export class BodySink {
     return {
       size: spool.size,
       spooled: spool.spilled,
-      chunks: () => spool.chunks(),
+      // Read back in full for large messages, several times: paced, so what was read is collected (collection-pacer.ts).
+      chunks: () => pacedChunks(spool.chunks()),
       toBuffer: () => spool.toBuffer(),
       dispose: () => spool.dispose(),
     };

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { VERBS } from '../../src/cli/cli.ts';
+import { YOUNG_GENERATION_FLAG } from '../../src/daemon/young-generation.ts';
 import { cli } from './run-cli.ts';
 
 describe('muse-milter', () => {
@@ -70,7 +71,7 @@ describe('muse-milter', () => {
   });
 
   it('runs as a program: shebang, exit codes from the process', () => {
-    assert.match(readFileSync('src/cli/main.ts', 'utf8'), /^#!\/usr\/bin\/env node\n/);
+    assert.ok(readFileSync('src/cli/main.ts', 'utf8').startsWith(`#!/usr/bin/env -S node ${YOUNG_GENERATION_FLAG}\n`));
     const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', timeout: 30_000 });
     const help = run('--help');
     assert.equal(help.status, 0);

@@ -13,6 +13,7 @@ import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MilterClient, type EndOfMessageReply, type Transaction } from '../../milter/src/index.ts';
+import { YOUNG_GENERATION_FLAG } from '../../src/daemon/young-generation.ts';
 import { RR_TYPE } from '../../src/dns/index.ts';
 import { buildSiteTxt, generateSiteKey, splitCharacterStrings } from '../../src/keys/index.ts';
 import { startFakeDns, zoneHandler, type FakeDnsServer } from '../support/dns-servers.ts';
@@ -141,6 +142,13 @@ describe('milter.workers: 2', () => {
     assert.equal(pids.size, 2, `messages handled by ${[...pids].join(', ')}`);
     assert.deepEqual([...workers].sort(), [1, 2]);
     assert.ok(!pids.has(muse.pid), 'the primary handles no mail');
+    // The primary was started without the young-generation cap: it says so, and gives it to its workers.
+    assert.match(muse.output(), new RegExp(`run: warning: Node was started without ${YOUNG_GENERATION_FLAG}: `));
+    for (const pid of pids) {
+      const argv = (await readFile(`/proc/${String(pid)}/cmdline`, 'utf8')).split('\0');
+      assert.equal(argv[1], YOUNG_GENERATION_FLAG, argv.join(' '));
+    }
+    assert.ok(!(await readFile(`/proc/${muse.pid}/cmdline`, 'utf8')).split('\0').includes(YOUNG_GENERATION_FLAG));
   });
 
   it('serves the summed metrics of both workers from the primary', async () => {

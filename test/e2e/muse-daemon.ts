@@ -1,12 +1,13 @@
 /**
- * muse-milter run as a program, the way an administrator runs it: `node --import tsx src/cli/main.ts run
- * --config FILE`, in its own process group, its output (JSON log lines on stdout, notices on stderr)
+ * muse-milter run as a program, the way an administrator runs it: `node --max-semi-space-size=2 --import tsx
+ * src/cli/main.ts run --config FILE` (the command's Node options), in its own process group, its output (JSON log lines on stdout, notices on stderr)
  * appended to one log file that survives restarts, so a test can count the `message processed` lines of
  * every incarnation. A start is done when this incarnation owns its milter port and logged
  * `muse-milter started`; one that exits first or stays silent fails with its own output.
  */
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { YOUNG_GENERATION_FLAG } from '../../src/daemon/young-generation.ts';
 import { HarnessError } from '../support/errors.ts';
 import { ownsListeningPort, startDaemon, waitFor, type DaemonProcess, type ExitStatus } from '../support/processes.ts';
 
@@ -55,8 +56,9 @@ export class MuseDaemon {
     if (this.pid !== undefined) throw new HarnessError('INVALID_ARGUMENT', `${this.options.name} is already running`);
     closeSync(openSync(this.options.logPath, 'a'));
     this.logStart = statSync(this.options.logPath).size;
-    // exec: the shell becomes node, so the pid (and process group) is the daemon's own.
-    const script = 'exec "$0" --import tsx src/cli/main.ts run --config "$1" >>"$2" 2>&1';
+    // exec: the shell becomes node, so the pid (and process group) is the daemon's own. The Node options are the
+    // muse-milter command's.
+    const script = `exec "$0" ${YOUNG_GENERATION_FLAG} --import tsx src/cli/main.ts run --config "$1" >>"$2" 2>&1`;
     const daemon = await startDaemon('sh', ['-c', script, process.execPath, this.options.configPath, this.options.logPath], {
       cwd: REPOSITORY_ROOT,
     });

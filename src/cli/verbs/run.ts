@@ -10,6 +10,7 @@ import { formatMilterAddress, parseMilterAddress } from '../../../milter/src/ind
 import { isWorker, runAsWorker, startPrimary, workerCount } from '../../daemon/cluster.ts';
 import { startDaemon } from '../../daemon/daemon.ts';
 import { chooseSocketGroup } from '../../daemon/socket-group.ts';
+import { youngGenerationWarning } from '../../daemon/young-generation.ts';
 import { provisionSiteKey } from '../../keys/index.ts';
 import { probeResolvers } from '../resolver-probe.ts';
 import { EXIT, type CliIo, type Verb } from '../verb.ts';
@@ -146,6 +147,8 @@ export const runVerb: Verb = {
     if (path === undefined) await firstRun(config, io);
     const dnsProblem = await probeResolvers(config);
     if (dnsProblem !== undefined) io.stderr(`run: warning: ${dnsProblem}`);
+    const heapProblem = youngGenerationWarning();
+    if (heapProblem !== undefined) io.stderr(`run: warning: ${heapProblem}\n`);
     const workers = workerCount(config.milter.workers);
     if (workers > 1) {
       const primary = await startPrimary(config, workers);

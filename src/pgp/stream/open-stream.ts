@@ -90,8 +90,8 @@ const MAX_KEY_PACKET = 16 * 1024;
 /** Signature packets carry subpackets; 64 KiB is far above any real one. */
 const MAX_SIGNATURE_PACKET = 64 * 1024;
 const MAX_SIGNATURES = 16;
-/** Octets read from the spool per step. */
-const READ_BYTES = 1024 * 1024;
+/** Octets read from the spool per step: as the spool's own reads (milter/src/body-spool.ts), so each is soon spent. */
+const READ_BYTES = 256 * 1024;
 
 /** The fields of a one-pass signature packet compared with its signature (openpgp.js types omit them). */
 interface OnePassFields {

@@ -1,12 +1,14 @@
 /**
- * `muse-milter` as a child process (`node --import tsx src/cli/main.ts ...`), for the tests of what only a real
- * process has: signals, exit codes, what it prints. Output is kept per stream, JSON log lines on stdout are parsed,
- * and a process still running when the test file ends is killed.
+ * `muse-milter` as a child process (`node --max-semi-space-size=2 --import tsx src/cli/main.ts ...`, with the Node
+ * options of the command), for the tests of what only a real process has: signals, exit codes, what it prints.
+ * Output is kept per stream, JSON log lines on stdout are parsed, and a process still running when the test file
+ * ends is killed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { registerExitCleanup, waitFor, type ExitStatus } from '../../support/processes.ts';
+import { YOUNG_GENERATION_FLAG } from '../../../src/daemon/young-generation.ts';
 import type { LogLine } from './harness.ts';
 
 /** The repository root: the working directory of every child, so `tsx` and `src/` are found. */
@@ -15,8 +17,8 @@ export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..
 /** Bound on a child's start-up: loading the sources through tsx takes seconds when the machine is busy. */
 export const STARTUP_TIMEOUT_MS = 45_000;
 
-/** The command line that runs the CLI from source. */
-export const CLI = [process.execPath, '--import', 'tsx', 'src/cli/main.ts'] as const;
+/** The command line that runs the CLI from source, with the Node options of the `muse-milter` command. */
+export const CLI = [process.execPath, YOUNG_GENERATION_FLAG, '--import', 'tsx', 'src/cli/main.ts'] as const;
 
 /** A running `muse-milter` child. */
 export class ChildMuse {
