@@ -1,10 +1,11 @@
 /**
  * Memory exhaustion by a large inbound message: a 50 MiB message encrypted to our key used to be held three times
  * over while it was opened (the body, its dearmored copy, the plaintext). It is now opened as it streams, and the
- * daemon's peak RSS above idle stays within a small multiple of the stated budget (docs/security.md §7: 64 MiB
- * above idle for a 50 MiB message). The daemon runs as a process of its own (one worker) so that its memory is
- * measured alone; the peak is the kernel's high-water mark (VmHWM), reset once the daemon is idle, so no sampling
- * and no timing is involved. The delivered body is checked byte for byte.
+ * daemon's peak RSS above idle stays within the stated budget (docs/security.md §7: 64 MiB above idle for a
+ * 50 MiB message). The daemon runs as a process of its own (one worker,
+ * started with the command's Node options) so that its memory is measured alone; the peak is the kernel's
+ * high-water mark (VmHWM), reset once the daemon is idle, so no sampling and no timing is involved. The delivered
+ * body is checked byte for byte.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -23,8 +24,11 @@ const MIB = 1024 * 1024;
 const SIZE = 36 * MIB;
 /** docs/security.md §7. */
 const BUDGET_MIB = 64;
-/** Generous: the figure measured is well below the budget; three copies of the message would be far above this. */
-const ALLOWED_MIB = 2 * BUDGET_MIB;
+/**
+ * The budget itself, about twice what is measured (23 to 34 MiB, also with both cores busy); three copies of the
+ * message would be far above it, and so would the stream's garbage without paced collections (45 to 77 MiB).
+ */
+const ALLOWED_MIB = BUDGET_MIB;
 const CHUNK = 65535;
 const TIMEOUT = { timeout: 300_000 };
 
@@ -115,7 +119,7 @@ async function statusMiB(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number>
   return Number(match[1]) / 1024;
 }
 
-test('a 50 MiB inbound message (36 MiB of content) is opened with peak RSS growth within a small multiple of the budget', TIMEOUT, async () => {
+test('a 50 MiB inbound message (36 MiB of content) is opened with peak RSS growth within the budget', TIMEOUT, async () => {
   const dataDir = join(dir, 'data');
   await writeSiteKey(dataDir, ours);
   const configPath = join(dataDir, 'muse.yaml');
@@ -146,5 +150,5 @@ test('a 50 MiB inbound message (36 MiB of content) is opened with peak RSS growt
   assert.equal(received.bodyHash, sentHash.digest('hex'));
   const growth = peak - idle;
   process.stdout.write(`# 50 MiB inbound: idle ${idle.toFixed(1)} MiB, peak ${peak.toFixed(1)} MiB, growth ${growth.toFixed(1)} MiB\n`);
-  assert.ok(growth < ALLOWED_MIB, `peak RSS growth ${growth.toFixed(1)} MiB, allowed ${ALLOWED_MIB} MiB (budget ${BUDGET_MIB} MiB)`);
+  assert.ok(growth < ALLOWED_MIB, `peak RSS growth ${growth.toFixed(1)} MiB, budget ${BUDGET_MIB} MiB`);
 });
