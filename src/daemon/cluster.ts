@@ -162,9 +162,9 @@ export async function startPrimary(config: Config, count: number): Promise<Prima
     log: logger,
   });
 
+  // Every worker runs with the young-generation cap, whether or not the primary was started with it.
+  cluster.setupPrimary({ execArgv: workerExecArgv() });
   const startWorker = (number: number): Promise<string> => {
-    // Every worker runs with the young-generation cap, whether or not the primary was started with it.
-    cluster.setupPrimary({ execArgv: workerExecArgv() });
     const worker = cluster.fork({ [WORKER_ENV]: String(number) });
     live.set(number, worker);
     const peer = peerOf(number, worker);

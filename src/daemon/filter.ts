@@ -40,7 +40,7 @@ import { bareAddress, digestBody, messageIdValues } from './copy-identity.ts';
 import { MARKER_HEADER, verifyMarker, type MarkerCheck } from './reinjection-marker.ts';
 import type { Runtime } from './runtime.ts';
 import { observed, observesOnly } from './testing-mode.ts';
-import { pacedChunks } from '../stream/collection-pacer.ts';
+import { readBack } from '../stream/collection-pacer.ts';
 
 /** Per-message state, from MAIL to the end of the message. */
 interface MessageState {
@@ -232,7 +232,7 @@ class MuseHandler implements MilterHandler {
     const headers = ctx.message.headers;
     const recipients = ctx.message.recipients;
     // Paced: a large body is read from the spool more than once (collection-pacer.ts).
-    const body = (): AsyncIterable<Buffer> => (ctx.message.body === undefined ? noBody() : pacedChunks(ctx.message.body.chunks()));
+    const body = (): AsyncIterable<Buffer> => (ctx.message.body === undefined ? noBody() : readBack(ctx.message.body));
     let outcome: MessageOutcome;
     const strip: Modification[] = [];
     try {

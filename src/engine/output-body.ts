@@ -5,7 +5,7 @@
  */
 import { tmpdir } from 'node:os';
 import { BodySpool } from '../../milter/src/index.ts';
-import { pacedChunks } from '../stream/collection-pacer.ts';
+import { readBack } from '../stream/collection-pacer.ts';
 import { EngineError } from './errors.ts';
 
 /** A finished body; call {@link OutputBody.dispose} when done with it. */
@@ -113,7 +113,7 @@ export class BodySink {
       size: spool.size,
       spooled: spool.spilled,
       // Read back in full for large messages, several times: paced, so what was read is collected (collection-pacer.ts).
-      chunks: () => pacedChunks(spool.chunks()),
+      chunks: () => readBack(spool),
       toBuffer: () => spool.toBuffer(),
       dispose: () => spool.dispose(),
     };

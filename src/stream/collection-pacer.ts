@@ -52,3 +52,17 @@ export async function* pacedChunks<T extends Uint8Array>(chunks: AsyncIterable<T
     yield chunk;
   }
 }
+
+/** A body store that may have gone to a file (the milter library's `BodySpool`). */
+export interface ReadBackSource {
+  readonly spilled: boolean;
+  chunks(): AsyncIterable<Buffer>;
+}
+
+/**
+ * The chunks of `source`, paced when they are read back from its file; a body kept in memory hands out its own
+ * buffers, allocates nothing, and is passed through without a wrapper.
+ */
+export function readBack(source: ReadBackSource): AsyncIterable<Buffer> {
+  return source.spilled ? pacedChunks(source.chunks()) : source.chunks();
+}
