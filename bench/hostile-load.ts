@@ -16,6 +16,7 @@
  * the milter's processes against a bound computed from its limits ({@link memoryBound}), and what the hostile
  * messages got (the documented failure action, counted).
  */
+import { once } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { generateKey, type PrivateKey, type PublicKey } from 'openpgp';
 import { MAX_BODY_CHUNK, MilterClient, type Transaction } from '../milter/src/index.ts';
@@ -24,7 +25,9 @@ import { encryptedContentType, encryptedEnvelope } from '../src/mime/pgp-mime-bu
 import { armorBytes } from '../src/pgp/armor.ts';
 import { signAndEncrypt } from '../src/pgp/sign-encrypt.ts';
 import { bombEntity, encryptedTo, headerFloodEntity, sessionKeyPacketFlood } from '../test/support/hostile-messages.ts';
-import { runLoad, verdictLabel, type LoadResult, type ReplyCheck } from './load-generator.ts';
+import { siblingModule, startWorker } from '../src/lanes/thread-start.ts';
+import type { HostileSenderData, HostileSenderResult } from './hostile-sender.ts';
+import { runLoad, type LoadResult, type ReplyCheck } from './load-generator.ts';
 import { buildMessage, SENDER_DOMAIN, recipientDomains, textBody, type BenchMessage } from './messages.ts';
 import { ProcessMonitor, treeRssMiB } from './process-monitor.ts';
 import type { HostileLoadReport, HostileRun, OrdinaryFigures } from './report.ts';
@@ -68,6 +71,16 @@ const ORDINARY_CONNECTIONS = 8;
 
 /** Where the hostile sender's mail comes from: outside the internal networks, so it is inbound. */
 const REMOTE = { hostname: 'mx.attacker.example', family: 'inet' as const, port: 41000, address: '192.0.2.25' };
+/**
+ * Where the ordinary inbound mail comes from: the mail servers of several sending sites, as a site receives it,
+ * each another host than the attacker's. Message `i` comes from server `i mod` {@link PEER_SERVERS}.
+ */
+const PEER_SERVERS = 8;
+function peerRemote(index: number): Remote {
+  const n = index % PEER_SERVERS;
+  return { hostname: `mx${n}.peer.example`, family: 'inet', port: 41000, address: `198.51.100.${10 + n}` };
+}
+type Remote = typeof REMOTE;
 const OUR_RECIPIENT = `postmaster@${SENDER_DOMAIN}`;
 
 /** What the phase needs from the benchmark. */
@@ -101,17 +114,17 @@ interface Shape {
   readonly connectionFlood?: true;
 }
 
-/** An inbound transaction from the remote sender to us. */
-function inbound(from: string, headers: Transaction['headers'], body: Buffer, index: number, tag: string): BenchMessage {
+/** An inbound transaction from a remote client (the attacker's by default) to us. */
+function inbound(from: string, headers: Transaction['headers'], body: Buffer, index: number, tag: string, remote: Remote = REMOTE): BenchMessage {
   const queueId = `${tag}${index.toString(16).toUpperCase().padStart(8, '0')}`;
   const transaction: Transaction = {
-    client: { ...REMOTE, port: REMOTE.port + (index % 20000) },
-    helo: REMOTE.hostname,
+    client: { ...remote, port: remote.port + (index % 20000) },
+    helo: remote.hostname,
     sender: `<${from}>`,
     recipients: [`<${OUR_RECIPIENT}>`],
     headers,
     body,
-    macros: { i: queueId, j: `mx.${SENDER_DOMAIN}`, '{daemon_name}': 'smtpd', '{client_addr}': REMOTE.address, v: 'Postfix 3.7.11' },
+    macros: { i: queueId, j: `mx.${SENDER_DOMAIN}`, '{daemon_name}': 'smtpd', '{client_addr}': remote.address, v: 'Postfix 3.7.11' },
   };
   const headerText = headers.map((h) => `${h.name}:${h.value}\r\n`).join('');
   return { transaction, raw: Buffer.concat([Buffer.from(`${headerText}\r\n`, 'latin1'), body]) };
@@ -160,7 +173,7 @@ async function ordinaryInbound(peer: HostileSetup['peer'], ours: PublicKey): Pro
   const binary = await collect(await signAndEncrypt({ plaintext: inner, signingKey: peer.key, encryptionKeys: [ours], date: new Date() }));
   const body = pgpMimeBody(binary);
   const headers = encryptedHeaders(from, 'Quarterly figures');
-  return (index) => inbound(from, headers, body, index, 'I');
+  return (index) => inbound(from, headers, body, index, 'I', peerRemote(index));
 }
 
 /** Every hostile shape, its message built once. */
@@ -251,7 +264,7 @@ const inboundCheck: ReplyCheck = (reply) => {
 };
 
 /** What one connection flood did: connections admitted and held until one was refused, then every later one by its answer. */
-interface FloodOutcome {
+export interface FloodOutcome {
   admitted: number;
   outcomes: Record<string, number>;
 }
@@ -260,7 +273,7 @@ interface FloodOutcome {
  * Opens connections (each negotiated, then CONNECT) and holds them idle until one is refused, then keeps opening
  * `parallel` at a time until `signal` aborts; every one beyond the limit must get a tempfail at CONNECT.
  */
-async function connectionFlood(address: string, parallel: number, signal: AbortSignal): Promise<FloodOutcome> {
+export async function connectionFlood(address: string, parallel: number, signal: AbortSignal): Promise<FloodOutcome> {
   const held: MilterClient[] = [];
   const outcome: FloodOutcome = { admitted: 0, outcomes: {} };
   let port = 0;
@@ -337,6 +350,28 @@ function figures(direction: OrdinaryFigures['direction'], result: LoadResult): O
   };
 }
 
+/** The hostile sender's thread (bench/hostile-sender.ts). */
+const SENDER_MODULE = siblingModule(import.meta.url, 'hostile-sender');
+
+/**
+ * Sends `shape` from a thread of its own until `signal` aborts, and gives what it got: the attacker's sending
+ * does not hold up the event loop that times the ordinary messages.
+ */
+async function hostileSender(address: string, shape: Shape, signal: AbortSignal): Promise<HostileSenderResult> {
+  const workerData: HostileSenderData = { address, connections: shape.connections, expected: shape.expected, ...(shape.message === undefined ? {} : { message: shape.message }) };
+  const worker = startWorker(SENDER_MODULE, { workerData });
+  const stopped = (): void => worker.postMessage('stop');
+  if (signal.aborted) stopped();
+  else signal.addEventListener('abort', stopped, { once: true });
+  try {
+    const [result] = (await once(worker, 'message')) as [HostileSenderResult];
+    return result;
+  } finally {
+    signal.removeEventListener('abort', stopped);
+    await worker.terminate();
+  }
+}
+
 /** Runs the phase: its own muse-milter, the unloaded run, then one run per hostile shape. */
 export async function runHostileLoad(setup: HostileSetup): Promise<HostileLoadReport> {
   const startedAt = new Date().toISOString();
@@ -358,7 +393,8 @@ export async function runHostileLoad(setup: HostileSetup): Promise<HostileLoadRe
   const runs: HostileRun[] = [];
   try {
     const limits = limitsOf(await loadConfig(instance.configFile));
-    const shapes = await hostileShapes(ours, limits);
+    // BENCH_HOSTILE_SHAPES (names' beginnings, comma-separated) runs only those, for work on one shape.
+    const shapes = (await hostileShapes(ours, limits)).filter((s) => process.env.BENCH_HOSTILE_SHAPES === undefined || process.env.BENCH_HOSTILE_SHAPES.split(',').some((n) => s.name.startsWith(n)));
     // A few seconds of unrecorded ordinary load: JIT, DNS cache and key cache warm before anything is measured.
     await Promise.all([
       runLoad({ address: instance.address, connections: ORDINARY_CONNECTIONS, message: outbound, durationMs: 2000, rate: ORDINARY_RATE, check: outboundCheck }),
@@ -385,23 +421,11 @@ export async function runHostileLoad(setup: HostileSetup): Promise<HostileLoadRe
       ]);
       // An ordinary load that cannot connect rejects here rather than leaving the phase waiting.
       await Promise.race([bothConnected, ordinary]);
-      let flood: Promise<FloodOutcome> | undefined;
-      let hostile: Promise<LoadResult> | undefined;
-      if (shape?.connectionFlood === true) {
-        flood = connectionFlood(instance.address, shape.connections, stop.signal);
-      } else if (shape?.message !== undefined) {
-        const message = shape.message;
-        hostile = runLoad({
-          address: instance.address,
-          connections: shape.connections,
-          message: () => message,
-          signal: stop.signal,
-          check: (reply) => (verdictLabel(reply) === shape.expected ? undefined : `got ${verdictLabel(reply)}`),
-        });
-      }
+      const sent = shape === undefined ? undefined : hostileSender(instance.address, shape, stop.signal);
       const [out, inb] = await ordinary;
-      const floodOutcome = await flood;
-      const hostileResult = await hostile;
+      const sender = await sent;
+      const floodOutcome = sender?.kind === 'flood' ? sender.outcome : undefined;
+      const hostileResult = sender?.kind === 'load' ? sender.result : undefined;
       const usage = monitor.stop();
       const hostileConnections = shape === undefined ? 0 : floodOutcome !== undefined ? floodOutcome.admitted + shape.connections : shape.connections;
       const run: HostileRun = {

@@ -207,9 +207,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const closeAll = (): Promise<unknown> => Promise.all(sessions.map((s) => s.close().catch(() => undefined)));
   if (options.onConnected !== undefined) {
     // Connections are opened before the clock starts: their set-up is no message's time, nor the schedule's.
-    const first = options.message(0).transaction;
+    // Connection i is opened with message i's client: a load from several SMTP clients keeps them apart.
     try {
-      await Promise.all(sessions.map((session) => session.connect(first)));
+      await Promise.all(sessions.map((session, i) => session.connect(options.message(i).transaction)));
     } catch (error) {
       await closeAll();
       throw error;

@@ -47,6 +47,7 @@ export type { SessionOptions } from './session.ts';
 export { formatMilterAddress, parseMilterAddress } from './address.ts';
 export type { MilterAddress } from './address.ts';
 export { MilterServer, SERVER_DEFAULTS } from './server.ts';
+export type { BodyPacer } from './server.ts';
 export type { MilterServerOptions } from './server.ts';
 export { MilterClient } from './client.ts';
 export type { MilterClientOptions } from './client.ts';

@@ -49,7 +49,21 @@ export interface MilterServerOptions {
    * first step and closed, so the MTA answers its SMTP client with a 4xx and the message is tried again later.
    */
   maxConnections?: number;
+  /**
+   * Paces the large bodies: once a message's body has passed `pacer.aboveBytes`, each further body chunk is read
+   * only when `take` allows it (the socket is not read meanwhile, so the MTA's writes wait). Ordinary messages
+   * never reach it. Default: no pacing.
+   */
+  bodyPacer?: BodyPacer;
   logger?: MilterLogger;
+}
+
+/** See {@link MilterServerOptions.bodyPacer}. */
+export interface BodyPacer {
+  /** Body bytes of a message read at full speed before pacing starts. */
+  readonly aboveBytes: number;
+  /** Asks to read `bytes` more: nothing when they may be read now, else a promise of when. */
+  take(bytes: number): Promise<void> | undefined;
 }
 
 /** Defaults of the limits, exported for documentation and tests. */
@@ -277,6 +291,8 @@ class Connection {
   private readonly log: MilterLogger;
   private readonly queue: Buffer[] = [];
   private busy = false;
+  /** Body bytes of the current message so far, for {@link MilterServerOptions.bodyPacer}. */
+  private bodyBytes = 0;
   private closing = false;
   private draining = false;
   private closeReason = 'closed by MTA';
@@ -360,6 +376,7 @@ class Connection {
         const chunk = this.queue.shift() as Buffer;
         for (const frame of this.decoder.push(chunk)) {
           const command = decodeCommand(frame);
+          await this.pace(command);
           const replied = await this.execute(command);
           if (this.closing) return;
           if (this.options.refuse === true && replied && command.kind !== 'optneg') {
@@ -384,6 +401,21 @@ class Connection {
     }
     if (this.draining && !this.session.inTransaction) this.destroy('shutdown');
     else this.socket.resume();
+  }
+
+  /** Counts the body bytes of the message and, past the pacer's threshold, waits for its leave to go on. */
+  private async pace(command: Command): Promise<void> {
+    const pacer = this.options.bodyPacer;
+    if (pacer === undefined) return;
+    if (command.kind !== 'body') {
+      if (command.kind === 'mail' || command.kind === 'eom' || command.kind === 'abort') this.bodyBytes = 0;
+      return;
+    }
+    const before = this.bodyBytes;
+    this.bodyBytes += command.chunk.length;
+    if (this.bodyBytes <= pacer.aboveBytes) return;
+    const wait = pacer.take(this.bodyBytes - Math.max(before, pacer.aboveBytes));
+    if (wait !== undefined) await wait;
   }
 
   /** Runs one command and writes its replies; returns whether there were any. */

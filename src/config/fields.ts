@@ -48,6 +48,9 @@ export const size = parsed(
   () => 'expected a non-zero size such as 64KiB or 50MiB, or a number of bytes',
 );
 
+/** A size in bytes where 0 means "no limit". */
+export const sizeOrZero = parsed(parseSize, () => 'expected a size such as 64KiB or 50MiB, a number of bytes, or 0');
+
 /** A unix permission mode written in quotes as octal (`"0660"`). */
 export const fileMode = parsed(parseFileMode, () => 'expected an octal mode in quotes such as "0660"');
 

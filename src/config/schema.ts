@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { SERVER_DEFAULTS } from '../../milter/src/index.ts';
 import { siteKeyPaths } from '../keys/index.ts';
 import { describeValue } from './describe.ts';
-import { absolutePath, domainName, duration, fileMode, filePath, loopbackEndpoint, milterSocket, network, port, resolverAddress, singleLine, size } from './fields.ts';
+import { absolutePath, domainName, duration, fileMode, filePath, loopbackEndpoint, milterSocket, network, port, resolverAddress, singleLine, size, sizeOrZero } from './fields.ts';
 
 /** How the milter treats mail to one domain. `dns` follows the policy the domain publishes with its key. */
 export const POLICY_MODES = ['never', 'opportunistic', 'required', 'dns'] as const;
@@ -54,6 +54,9 @@ const milterSection = z.strictObject({
   progressInterval: duration().default(SERVER_DEFAULTS.progressInterval),
   maxFrameSize: size.default(SERVER_DEFAULTS.maxFrameSize),
   maxBufferedBody: size.default(SERVER_DEFAULTS.maxBufferedBody),
+  // Bytes per second for every body beyond maxBufferedBody, read and written back, shared by the connections of
+  // a process (src/stream/byte-rate.ts); 0: unlimited.
+  largeBodyRate: sizeOrZero.default(32 * 1024 * 1024),
   // Each MTA connection holds about 1 MiB; beyond this many the MTA is told to try again (a 4xx to its client).
   maxConnections: z.number().int().min(1).max(100_000).default(SERVER_DEFAULTS.maxConnections),
   spoolDirectory: filePath.optional(),
@@ -200,6 +203,9 @@ const limitsSection = z.strictObject({
   maxSessionKeyAttempts: z.number().int().min(1).default(8),
   // Per process (each worker has its own); further decryptions wait their turn, in order.
   maxConcurrentDecryptions: z.number().int().min(1).default(2),
+  // A sender whose inbound messages have lately taken more than this share of one core to open has them opened
+  // at the lowest priority (src/lanes/sender-costs.ts).
+  backgroundAboveCpuShare: z.number().gt(0).max(64).default(0.2),
 });
 
 const syslogSection = z

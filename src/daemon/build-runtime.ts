@@ -6,12 +6,14 @@
 import { mkdir } from 'node:fs/promises';
 import type { Config } from '../config/index.ts';
 import { createResolver, type ResolverOptions } from '../dns/index.ts';
-import { DecryptionQueues, DEFAULT_STREAM_ABOVE_BYTES } from '../engine/index.ts';
+import { DEFAULT_STREAM_ABOVE_BYTES } from '../engine/index.ts';
 import { createSiteKeyFinder } from '../keys/index.ts';
 import type { MuseMetrics } from '../metrics/index.ts';
 import { openPinDirectory, type PinKeeper } from '../pins/index.ts';
 import type { MuseLogger } from '../log/index.ts';
 import { isWorker, pinRelayToPrimary } from './cluster.ts';
+import { OpeningLanes } from '../lanes/opening-lanes.ts';
+import { ByteRate } from '../stream/byte-rate.ts';
 import { loadSiteKeys, readOrCreateSecret } from './key-files.ts';
 import { KeyService } from './key-service.ts';
 import { warnWhenPinStoreFull } from './pin-store-full.ts';
@@ -43,10 +45,12 @@ export async function buildRuntime(config: Config, deps: RuntimeDependencies, pr
   const sameKeySettings =
     previous !== undefined && JSON.stringify(previous.config.dns) === JSON.stringify(config.dns) && JSON.stringify(previous.config.pins) === JSON.stringify(config.pins);
   const keyService = sameKeySettings ? previous.keys : await createKeyService(config, deps, now);
-  // One set of slots per process for good: a reload that made new ones would let the decryptions still running
-  // under the old set and the new ones add up.
-  const decryptionSlots = previous?.decryptionSlots ?? new DecryptionQueues(config.limits.maxConcurrentDecryptions, DEFAULT_STREAM_ABOVE_BYTES);
-  decryptionSlots.resize(config.limits.maxConcurrentDecryptions);
+  // One pair of lanes per process for good: a reload that made new ones would let the decryptions still running
+  // in the old threads and those in the new ones add up, and would forget every sender's account.
+  const openingLanes = previous?.openingLanes ?? new OpeningLanes(config.limits.backgroundAboveCpuShare, DEFAULT_STREAM_ABOVE_BYTES);
+  openingLanes.costs.share = config.limits.backgroundAboveCpuShare;
+  const bodyRate = previous?.bodyRate ?? new ByteRate(config.milter.largeBodyRate, config.milter.maxBufferedBody);
+  bodyRate.bytesPerSecond = config.milter.largeBodyRate;
   return {
     config,
     signingKey: keys.current.privateKey,
@@ -61,7 +65,8 @@ export async function buildRuntime(config: Config, deps: RuntimeDependencies, pr
     metrics,
     now,
     submit: deps.submit ?? smtpSubmit,
-    decryptionSlots,
+    openingLanes,
+    bodyRate,
   };
 }
 

@@ -71,8 +71,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const account: RunAccount | undefined = process.geteuid?.() === 0 ? await resolveRunAccount(config) : undefined;
   const before = account === undefined ? undefined : await preexistingDirectories(config);
   let runtime = await buildRuntime(config, { metrics, log: logger });
-  // A reload keeps the same slots (build-runtime.ts), so the gauges follow the one object for the daemon's life.
-  metrics?.watchDecryptions(runtime.decryptionSlots);
+  // A reload keeps the same lanes (build-runtime.ts), so the gauges follow the one object for the daemon's life.
+  metrics?.watchDecryptions(runtime.openingLanes);
   const address = parseMilterAddress(config.milter.listen);
   const socketGroup = address.kind === 'unix' ? await chooseSocketGroup(config.milter.socketGroup, { user: config.user, group: config.group }) : undefined;
   // Message bodies and encrypted output spilled by a process that crashed are clear text nobody will read again:
@@ -91,6 +91,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       maxBufferedBody: config.milter.maxBufferedBody,
       maxConnections: config.milter.maxConnections,
       spoolDirectory: config.milter.spoolDirectory as string,
+      // The same object for the daemon's life: a reload changes its rate (build-runtime.ts).
+      bodyPacer: runtime.bodyRate,
       logger,
     },
   );

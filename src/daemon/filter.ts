@@ -265,7 +265,7 @@ class MuseHandler implements MilterHandler {
           outcome = await processOutbound(runtime, this.outboundMessage(ctx, state, body), early?.start);
           state.early = undefined;
         } else {
-          outcome = await processInbound(runtime, { headers, body, signal: ctx.signal, log: ctx.log });
+          outcome = await processInbound(runtime, { headers, body, signal: ctx.signal, sender: senderOf(ctx), bodyBytes: ctx.message.bodySize, log: ctx.log });
         }
       }
     } catch (error) {
@@ -293,7 +293,7 @@ class MuseHandler implements MilterHandler {
     runtime.log.warn(misdirectionWarning(state.directionReason, ctx.macro('{daemon_name}')), { queueId: ctx.macro('i') });
     const domains = ctx.message.recipients.map((r) => recipientDomain(r, runtime.config.site.domain));
     if (domains.length > 0 && domains.every((domain) => runtime.policy.isLocal(domain))) {
-      const outcome = await processInbound(runtime, { headers: ctx.message.headers, body, signal: ctx.signal, log: ctx.log });
+      const outcome = await processInbound(runtime, { headers: ctx.message.headers, body, signal: ctx.signal, sender: senderOf(ctx), bodyBytes: ctx.message.bodySize, log: ctx.log });
       return { ...outcome, reason: `classified outbound (${state.directionReason}) but encrypted to the site key: processed as inbound; ${outcome.reason}` };
     }
     return {
@@ -422,4 +422,13 @@ export function museMilter(current: () => Runtime): MilterDefinition {
     },
     createHandler: () => new MuseHandler(current),
   });
+}
+
+/**
+ * Whose account the cost of opening a message goes to: the SMTP client's address, so that opening new connections
+ * does not start a sender afresh; the milter connection when the MTA gave no IP address.
+ */
+function senderOf(ctx: MilterContext): string {
+  const client = ctx.client;
+  return client !== undefined && (client.family === 'inet' || client.family === 'inet6') ? `address ${client.address}` : `connection ${ctx.connectionId}`;
 }

@@ -5,20 +5,24 @@
  * encryption or signature is broken is never silently altered or dropped.
  */
 import { addHeader, CONTINUE, deleteHeader, replaceBody, type MilterLogger, type Modification } from '../../milter/src/index.ts';
-import { openInbound, type HeaderField } from '../engine/index.ts';
+import type { HeaderField } from '../engine/index.ts';
 import { failureVerdict } from './failure-actions.ts';
 import { ownFieldsRemoval } from './own-fields.ts';
 import { editsToModifications } from './header-edits.ts';
 import type { MessageOutcome } from './outbound-message.ts';
 import { disposingChunks } from './output-body.ts';
-import { engineLimits, type Runtime } from './runtime.ts';
+import type { Runtime } from './runtime.ts';
 
 /** What the inbound path needs from the message. */
 export interface InboundMessage {
   headers: readonly HeaderField[];
   body: () => AsyncIterable<Buffer>;
   signal: AbortSignal;
-  /** The connection's logger: a debug line says which reader opened the message (streamed or read whole). */
+  /** Whose account the cost of opening it goes to (src/lanes/sender-costs.ts): the SMTP client, or the connection. */
+  sender: string;
+  /** The size of the received body. */
+  bodyBytes: number;
+  /** The connection's logger: a debug line says which reader opened the message (streamed or read whole) and in which lane. */
   log?: MilterLogger;
 }
 
@@ -42,24 +46,17 @@ export function retireDkimSignatures(headers: readonly HeaderField[]): Modificat
 /** Processes one inbound message at end of message. */
 export async function processInbound(runtime: Runtime, message: InboundMessage): Promise<MessageOutcome> {
   const started = performance.now();
-  const result = await openInbound({
+  // Opened on a thread of the lane the sender's account and the message's size call for (src/lanes): the event
+  // loop keeps speaking the milter protocol meanwhile. Waiting for a decryption slot happens within end of
+  // message, where the milter library keeps the MTA informed with progress replies.
+  const { result } = await runtime.openingLanes.open({
+    runtime,
     headers: message.headers,
     // Read again from the spool when a large message is opened as it streams and a shape needs the whole read.
     body: message.body,
-    siteKeys: runtime.decryptionKeys,
-    senderKeys: (domain) => runtime.keys.senderKeys(domain),
-    authservId: runtime.config.inbound.authservId,
-    localDomains: runtime.config.site.localDomains,
-    alignment: runtime.config.inbound.alignment,
-    unwrapSigned: runtime.config.policy.unwrapSigned,
-    headerEncoding: 'latin1',
-    limits: engineLimits(runtime.config),
-    // Waiting for a slot happens within end of message, where the milter library keeps the MTA informed with
-    // progress replies.
-    decryptionSlots: runtime.decryptionSlots,
-    now: runtime.now,
-    spool: { dir: runtime.config.milter.spoolDirectory as string },
-    onRoute: (route) => message.log?.debug('inbound message read', { route }),
+    sender: message.sender,
+    bodyBytes: message.bodyBytes,
+    log: message.log,
   });
   const forged = (): Modification[] => ownFieldsRemoval(runtime, message.headers, 'inbound');
   if (result.kind === 'annotated' && result.verdict.result === 'temperror') {
@@ -91,7 +88,7 @@ export async function processInbound(runtime: Runtime, message: InboundMessage):
       const verdict = result.verdict;
       // A new body, or the signed header in place of the transport one: the sender's DKIM signature no longer holds.
       if (result.kind === 'opened' || verdict.result === 'pass' || verdict.result === 'policy') modifications.push(...retireDkimSignatures(message.headers));
-      if (result.kind === 'opened') modifications.push(replaceBody(disposingChunks(result.body, message.signal)));
+      if (result.kind === 'opened') modifications.push(replaceBody(disposingChunks(result.body, message.signal, runtime.bodyRate)));
       return {
         result: { verdict: CONTINUE, modifications },
         action: result.kind === 'opened' ? (verdict.encrypted ? 'decrypted' : 'unwrapped') : 'annotated',

@@ -320,7 +320,7 @@ export async function processOutbound(runtime: Runtime, message: OutboundMessage
     action = 'split';
   }
   if (originalResult?.kind === 'protected') {
-    modifications.push(...editsToModifications(originalResult.headerEdits), replaceBody(disposingChunks(originalResult.body, message.signal)));
+    modifications.push(...editsToModifications(originalResult.headerEdits), replaceBody(disposingChunks(originalResult.body, message.signal, runtime.bodyRate)));
   }
   return { result: { verdict: CONTINUE, modifications }, action, reason, keys: fingerprints, dnssec };
 }

@@ -5,7 +5,9 @@
  */
 import type { PrivateKey } from 'openpgp';
 import type { Config } from '../config/index.ts';
-import type { DecryptionQueues, Limits } from '../engine/index.ts';
+import type { Limits } from '../engine/index.ts';
+import type { OpeningLanes } from '../lanes/opening-lanes.ts';
+import type { ByteRate } from '../stream/byte-rate.ts';
 import type { MuseLogger } from '../log/index.ts';
 import { normaliseDomain } from '../mail/address.ts';
 import type { MuseMetrics } from '../metrics/index.ts';
@@ -36,8 +38,10 @@ export interface Runtime {
   readonly now: () => Date;
   /** Hands a copy to the MTA (the re-injection endpoint). */
   readonly submit: (submission: Submission) => Promise<SubmissionResult>;
-  /** How many decryptions this process runs at once (`limits.maxConcurrentDecryptions`); kept across reloads. */
-  readonly decryptionSlots: DecryptionQueues;
+  /** The threads inbound messages are opened on, and each sender's account (src/lanes); kept across reloads. */
+  readonly openingLanes: OpeningLanes;
+  /** The pace of large bodies, read and written (`milter.largeBodyRate`); one for the process, kept across reloads. */
+  readonly bodyRate: ByteRate;
 }
 
 /** The engine's limits as the configuration sets them. */

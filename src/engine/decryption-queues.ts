@@ -19,13 +19,15 @@ export class DecryptionQueues {
   /**
    * @param size decryptions running at once in each queue (a whole number of at least 1)
    * @param largeAboveBytes encrypted data larger than this waits in the large queue
+   * @param makeSlots builds each queue (a subclass of {@link Slots} that also counts, for metrics)
    */
   constructor(
     size: number,
     readonly largeAboveBytes: number,
+    makeSlots: (size: number) => Slots = (n) => new Slots(n),
   ) {
-    this.small = new Slots(size);
-    this.large = new Slots(size);
+    this.small = makeSlots(size);
+    this.large = makeSlots(size);
   }
 
   /** The queue for encrypted data of `bytes` octets. */

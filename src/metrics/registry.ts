@@ -64,7 +64,7 @@ export function createMetrics(options: MetricsOptions = {}): MuseMetrics {
       slots = counts;
     },
   };
-  new Gauge({ name: 'muse_decryptions_running', help: 'Inbound decryptions running now (at most limits.maxConcurrentDecryptions).', registers, collect() { this.set(slots.active); } });
+  new Gauge({ name: 'muse_decryptions_running', help: 'Inbound decryptions running now (at most limits.maxConcurrentDecryptions per queue and lane).', registers, collect() { this.set(slots.active); } });
   new Gauge({ name: 'muse_decryptions_waiting', help: 'Inbound decryptions waiting for a free slot.', registers, collect() { this.set(slots.queued); } });
   // Series with a fixed label set start at zero, so rate() and alerts work before the first event.
   for (const result of ['hit', 'miss']) metrics.dnsCacheRequests.inc({ result }, 0);

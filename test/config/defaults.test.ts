@@ -20,6 +20,7 @@ const MINIMAL: Config = {
     progressInterval: 10_000,
     maxFrameSize: 1_048_577,
     maxBufferedBody: 1_048_576,
+    largeBodyRate: 33_554_432,
     maxConnections: 256,
     spoolDirectory: '/var/lib/muse-milter/spool',
     shutdownTimeout: 30_000,
@@ -75,6 +76,7 @@ const MINIMAL: Config = {
     maxSessionKeyPackets: 1000,
     maxSessionKeyAttempts: 8,
     maxConcurrentDecryptions: 2,
+    backgroundAboveCpuShare: 0.2,
   },
   logging: {
     format: 'json',

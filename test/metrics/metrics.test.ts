@@ -112,7 +112,7 @@ describe('metrics endpoint', () => {
       '# TYPE muse_config_reloads_total counter',
       'muse_config_reloads_total{result="success"} 1',
       'muse_config_reloads_total{result="failure"} 0',
-      '# HELP muse_decryptions_running Inbound decryptions running now (at most limits.maxConcurrentDecryptions).',
+      '# HELP muse_decryptions_running Inbound decryptions running now (at most limits.maxConcurrentDecryptions per queue and lane).',
       '# TYPE muse_decryptions_running gauge',
       'muse_decryptions_running 2',
       '# HELP muse_decryptions_waiting Inbound decryptions waiting for a free slot.',

@@ -174,6 +174,43 @@ describe('a whole transaction over TCP', () => {
     await server.close();
   });
 
+  test('a body pacer is asked for every body byte past its threshold, and the body waits while it holds', async () => {
+    const taken: number[] = [];
+    let release!: () => void;
+    let held = false;
+    const pacer = {
+      aboveBytes: 100_000,
+      take(bytes: number): Promise<void> | undefined {
+        taken.push(bytes);
+        if (held) return undefined;
+        held = true;
+        return new Promise<void>((resolve) => (release = resolve));
+      },
+    };
+    const server = await MilterServer.start(stampMilter(), { listen: 'inet:0@127.0.0.1', maxBufferedBody: 4096, spoolDirectory: dir, bodyPacer: pacer });
+    const client = await MilterClient.connect(server.address);
+    const body = Buffer.alloc(200_000, 'a');
+    const sent = client.sendMessage({ sender: '<alice@a.test>', recipients: ['<bob@b.test>'], headers: [{ name: 'Subject', value: ' big' }], body, macros: { i: 'P1' } });
+    let done = false;
+    void sent.then(() => (done = true));
+    // Chunks of 65 535: the second passes 100 000 (31 070 bytes over), and the pacer holds it.
+    while (taken.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(taken, [131_070 - 100_000]);
+    assert.equal(done, false, 'the message waits while the pacer holds the body');
+    release();
+    const result = await sent;
+    assert.deepEqual(taken, [31_070, 65_535, 200_000 - 3 * 65_535]);
+    assert.deepEqual(result.endOfMessage?.verdict, { kind: 'continue' });
+    const chunks = result.endOfMessage?.modifications.slice(1).map((m) => (m as Extract<Response, { kind: 'replaceBody' }>).chunk) ?? [];
+    assert.deepEqual(Buffer.concat(chunks), Buffer.concat([body, Buffer.from('\r\n'), STAMP_FOOTER]), 'the body arrives whole');
+    // The next message starts again from zero: its first 100 000 bytes are not paced.
+    taken.length = 0;
+    await client.sendMessage({ sender: '<alice@a.test>', recipients: ['<bob@b.test>'], headers: [{ name: 'Subject', value: ' small' }], body: Buffer.alloc(90_000, 'b'), macros: { i: 'P2' } });
+    assert.deepEqual(taken, []);
+    await client.close();
+    await server.close();
+  });
+
   test('every end-of-message reply leaves in one write: one segment carries modifications and verdict', async () => {
     const server = await MilterServer.start(stampMilter(), { listen: 'inet:0@127.0.0.1' });
     const socket = await rawConnect(server.address);

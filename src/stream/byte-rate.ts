@@ -1,0 +1,59 @@
+/**
+ * A byte rate shared by every large body a process moves: what the milter connections read beyond
+ * `milter.maxBufferedBody` and what they write back of a replacement body beyond it. Moving bytes costs the event
+ * loop that also serves ordinary mail (frames, spool files, the socket), and a sender streaming large bodies back
+ * to back could otherwise take it whole (docs/security.md §7). A token bucket: one second's worth may go at once,
+ * beyond that each taker waits its turn, in order. Ordinary messages stay below the threshold and never wait.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { BodyPacer } from '../../milter/src/index.ts';
+
+/** The pacer; `bytesPerSecond` 0 turns it off. */
+export class ByteRate implements BodyPacer {
+  #tokens: number;
+  #at: number;
+  readonly #clock: () => number;
+
+  /**
+   * @param bytesPerSecond the rate (0: unlimited); may be changed later (a reload)
+   * @param aboveBytes bytes of each body that go at full speed
+   * @param clock milliseconds (tests give their own)
+   */
+  constructor(
+    public bytesPerSecond: number,
+    readonly aboveBytes: number,
+    clock: () => number = () => performance.now(),
+  ) {
+    this.#clock = clock;
+    this.#at = clock();
+    this.#tokens = bytesPerSecond;
+  }
+
+  /** Takes `bytes`: nothing to wait for while the bucket holds them, else a promise of when they are earned. */
+  take(bytes: number): Promise<void> | undefined {
+    const rate = this.bytesPerSecond;
+    if (rate <= 0) return undefined;
+    const now = this.#clock();
+    // At most one second's worth saved up.
+    this.#tokens = Math.min(rate, this.#tokens + ((now - this.#at) / 1000) * rate);
+    this.#at = now;
+    this.#tokens -= bytes;
+    if (this.#tokens >= 0) return undefined;
+    // In debt: the bytes taken after this one wait for this one's debt too, so takers go in order.
+    return sleep((-this.#tokens / rate) * 1000);
+  }
+
+  /** Yields `chunks`, taking what goes past {@link aboveBytes} from the bucket first. */
+  async *paced(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    let seen = 0;
+    for await (const chunk of chunks) {
+      const before = seen;
+      seen += chunk.length;
+      if (seen > this.aboveBytes) {
+        const wait = this.take(seen - Math.max(before, this.aboveBytes));
+        if (wait !== undefined) await wait;
+      }
+      yield chunk;
+    }
+  }
+}
