@@ -155,8 +155,11 @@ async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-/** The ordinary inbound message: 4 KiB in all, signed by `peer` and encrypted to us, as another site's milter sends it. */
-async function ordinaryInbound(peer: HostileSetup['peer'], ours: PublicKey): Promise<(index: number) => BenchMessage> {
+/**
+ * The ordinary inbound message: 4 KiB in all (3 KiB of text, or `textBytes`), signed by `peer` and encrypted to us,
+ * as another site's milter sends it.
+ */
+async function ordinaryInbound(peer: HostileSetup['peer'], ours: PublicKey, textBytes = 3 * KiB): Promise<(index: number) => BenchMessage> {
   const from = `alice@${peer.domain}`;
   const innerHeader = [
     `From: Alice <${from}>`,
@@ -169,7 +172,7 @@ async function ordinaryInbound(peer: HostileSetup['peer'], ours: PublicKey): Pro
     '',
     '',
   ].join('\r\n');
-  const inner = Buffer.concat([Buffer.from(innerHeader, 'latin1'), textBody(3 * KiB)]);
+  const inner = Buffer.concat([Buffer.from(innerHeader, 'latin1'), textBody(textBytes)]);
   const binary = await collect(await signAndEncrypt({ plaintext: inner, signingKey: peer.key, encryptionKeys: [ours], date: new Date() }));
   const body = pgpMimeBody(binary);
   const headers = encryptedHeaders(from, 'Quarterly figures');
@@ -400,6 +403,9 @@ export async function runHostileLoad(setup: HostileSetup): Promise<HostileLoadRe
       runLoad({ address: instance.address, connections: ORDINARY_CONNECTIONS, message: outbound, durationMs: 2000, rate: ORDINARY_RATE, check: outboundCheck }),
       runLoad({ address: instance.address, connections: ORDINARY_CONNECTIONS, message: inboundOrdinary, durationMs: 2000, rate: ORDINARY_RATE, check: inboundCheck }),
     ]);
+    // And one large message (opened in the background lane): both opening threads have started before the idle
+    // RSS and the first run's start are read, as in a milter that has been serving mail.
+    await runLoad({ address: instance.address, connections: 1, message: await ordinaryInbound(setup.peer, ours, 2 * MiB), count: 1, check: inboundCheck });
     const idleMiB = round(treeRssMiB(instance.process.pid), 0);
     for (const shape of [undefined, ...shapes]) {
       const monitor = new ProcessMonitor(instance.process.pid);

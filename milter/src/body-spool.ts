@@ -20,6 +20,11 @@ export interface BodySpoolOptions {
   maxMemory: number;
   /** Directory for spill files; the system temporary directory by default. */
   directory?: string;
+  /**
+   * Put in the spill directory's name after the pid (`milter-body-<pid>-<tag>-…`), so that the spills of one
+   * part of a process (a thread) can be found and removed together when it stops. Letters, digits and dashes.
+   */
+  tag?: string;
 }
 
 /**
@@ -134,7 +139,8 @@ export class BodySpool {
 
   private async spill(): Promise<void> {
     // A private directory (mode 0700) and file (0600): bodies are mail content and never world-readable.
-    const dir = await mkdtemp(join(this.options.directory ?? tmpdir(), `${SPOOL_NAME_PREFIX}${process.pid}-`));
+    const tag = this.options.tag === undefined ? '' : `${this.options.tag}-`;
+    const dir = await mkdtemp(join(this.options.directory ?? tmpdir(), `${SPOOL_NAME_PREFIX}${process.pid}-${tag}`));
     const path = join(dir, 'body');
     const handle = await open(path, 'wx+', 0o600);
     this.file = { dir, path, handle };

@@ -155,6 +155,16 @@ export class MilterServer extends EventEmitter {
   }
 
   /**
+   * Of those, the messages whose body has passed the body pacer's threshold (large bodies); 0 without a pacer. A
+   * pacer may pace only while other messages are in flight beside them.
+   */
+  get largeBodiesInFlight(): number {
+    let count = 0;
+    for (const connection of this.connections.values()) if (connection.largeBody) count++;
+    return count;
+  }
+
+  /**
    * Graceful shutdown: stop accepting, close idle connections at once, let connections inside a
    * transaction finish it, and destroy whatever is still open after `timeout` ms (default 30 s).
    */
@@ -330,6 +340,12 @@ class Connection {
     return this.session.inTransaction || this.busy;
   }
 
+  /** Whether the message in flight has a body past the pacer's threshold (until its end of message is answered). */
+  get largeBody(): boolean {
+    const pacer = this.options.bodyPacer;
+    return pacer !== undefined && this.inTransaction && this.bodyBytes > pacer.aboveBytes;
+  }
+
   /** Shutdown: close now if between messages, else after the current message. */
   drain(): void {
     this.draining = true;
@@ -408,7 +424,8 @@ class Connection {
     const pacer = this.options.bodyPacer;
     if (pacer === undefined) return;
     if (command.kind !== 'body') {
-      if (command.kind === 'mail' || command.kind === 'eom' || command.kind === 'abort') this.bodyBytes = 0;
+      // Not at end of message: the message stays a large one while its new body is written back.
+      if (command.kind === 'mail' || command.kind === 'abort') this.bodyBytes = 0;
       return;
     }
     const before = this.bodyBytes;

@@ -51,6 +51,7 @@ export async function buildRuntime(config: Config, deps: RuntimeDependencies, pr
   openingLanes.costs.share = config.limits.backgroundAboveCpuShare;
   const bodyRate = previous?.bodyRate ?? new ByteRate(config.milter.largeBodyRate, config.milter.maxBufferedBody);
   bodyRate.bytesPerSecond = config.milter.largeBodyRate;
+  bodyRate.aboveBytes = config.milter.maxBufferedBody;
   return {
     config,
     signingKey: keys.current.privateKey,

@@ -96,6 +96,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       logger,
     },
   );
+  // Large bodies wait only while smaller messages are in flight beside them (byte-rate.ts).
+  runtime.bodyRate.contended = () => server.transactionsInFlight > server.largeBodiesInFlight;
   server.on('connection', () => metrics?.milterConnections.inc());
   server.on('connectionClosed', () => metrics?.milterConnections.dec());
   let metricsServer: MetricsServer | undefined;

@@ -40,6 +40,7 @@ import { bareAddress, digestBody, messageIdValues } from './copy-identity.ts';
 import { MARKER_HEADER, verifyMarker, type MarkerCheck } from './reinjection-marker.ts';
 import type { Runtime } from './runtime.ts';
 import { observed, observesOnly } from './testing-mode.ts';
+import { senderNetwork } from '../net/cidr.ts';
 import { readBack } from '../stream/collection-pacer.ts';
 
 /** Per-message state, from MAIL to the end of the message. */
@@ -425,10 +426,12 @@ export function museMilter(current: () => Runtime): MilterDefinition {
 }
 
 /**
- * Whose account the cost of opening a message goes to: the SMTP client's address, so that opening new connections
- * does not start a sender afresh; the milter connection when the MTA gave no IP address.
+ * Whose account the cost of opening a message goes to (src/lanes/sender-costs.ts): the SMTP client's network (an
+ * IPv4 address, an IPv6 /64), so that opening new connections, or moving within one's /64, does not start a sender
+ * afresh. Clients the MTA gave no IP address for share one account.
  */
 function senderOf(ctx: MilterContext): string {
   const client = ctx.client;
-  return client !== undefined && (client.family === 'inet' || client.family === 'inet6') ? `address ${client.address}` : `connection ${ctx.connectionId}`;
+  const network = client !== undefined && (client.family === 'inet' || client.family === 'inet6') ? senderNetwork(client.address) : undefined;
+  return network === undefined ? 'no client address' : `client ${network}`;
 }

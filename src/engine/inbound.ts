@@ -99,7 +99,7 @@ export interface InboundOptions {
   /** Clock for key validity and signature checks. */
   readonly now?: () => Date;
   /** Where decrypted content of streamed messages is spooled (the threshold is the engine's own). */
-  readonly spool?: Partial<Pick<SpoolOptions, 'dir'>>;
+  readonly spool?: Partial<Pick<SpoolOptions, 'dir' | 'tag'>>;
   /** Bodies larger than this are opened as they stream, when `body` can be read again. Default 1 MiB. */
   readonly streamAboveBytes?: number;
   /**
@@ -165,6 +165,7 @@ interface Context {
   readonly limits: Limits;
   readonly slots: Slots | DecryptionQueues | undefined;
   readonly spoolDir: string;
+  readonly spoolTag: string | undefined;
   readonly streamAbove: number;
   readonly onRoute: (route: InboundRoute) => void;
   readonly now: Date;
@@ -211,6 +212,7 @@ export async function openInbound(options: InboundOptions): Promise<InboundResul
     limits: resolveLimits(options.limits),
     slots: options.decryptionSlots,
     spoolDir: options.spool?.dir ?? DEFAULT_SPOOL.dir,
+    spoolTag: options.spool?.tag,
     streamAbove: options.streamAboveBytes ?? DEFAULT_STREAM_ABOVE_BYTES,
     onRoute: options.onRoute ?? (() => undefined),
     now: (options.now ?? (() => new Date()))(),
@@ -368,7 +370,7 @@ async function openStreaming(ctx: Context, boundary: string, chunks: AsyncIterab
       date: ctx.now,
       bounds: ctx.limits,
       decompressionCap: (bytes) => decompressionCap(bytes, ctx.limits),
-      spool: () => new BodySink({ dir: ctx.spoolDir, thresholdBytes: SINK_MEMORY_BYTES }),
+      spool: () => new BodySink({ dir: ctx.spoolDir, thresholdBytes: SINK_MEMORY_BYTES, ...(ctx.spoolTag === undefined ? {} : { tag: ctx.spoolTag }) }),
     });
   let decrypted;
   try {

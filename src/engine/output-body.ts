@@ -28,6 +28,8 @@ export interface SpoolOptions {
   readonly thresholdBytes: number;
   /** Directory for spool files (a private subdirectory is created per body). Default the OS temp dir. */
   readonly dir: string;
+  /** Put in the subdirectory's name (the milter library's `BodySpool` `tag`). */
+  readonly tag?: string;
 }
 
 /** Default spool settings. */
@@ -88,7 +90,7 @@ export class BodySink {
   readonly #spool: BodySpool;
 
   constructor(options: SpoolOptions) {
-    this.#spool = new BodySpool({ maxMemory: options.thresholdBytes, directory: options.dir });
+    this.#spool = new BodySpool({ maxMemory: options.thresholdBytes, directory: options.dir, ...(options.tag === undefined ? {} : { tag: options.tag }) });
   }
 
   /** Appends a chunk (copied; the caller may reuse it). */

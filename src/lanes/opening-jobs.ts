@@ -36,16 +36,16 @@ export const RPC = {
 /** Stream names for {@link serveChunks}: the received body (thread pulls), the decrypted body (event loop pulls). */
 export const STREAMS = { received: 'received', opened: 'opened' } as const;
 
-/** The site's decryption keys, as OpenPGP binary (unlocked). */
+/** The site's decryption keys, as OpenPGP binary (unlocked), under their fingerprints joined. */
 export interface KeysetMessage {
-  readonly id: number;
+  readonly id: string;
   readonly keys: readonly Uint8Array[];
 }
 
 /** One message to open. */
 export interface OpenJob {
   readonly job: number;
-  readonly keyset: number;
+  readonly keyset: string;
   readonly headers: readonly HeaderField[];
   readonly authservId: string;
   readonly localDomains: readonly string[];
@@ -54,6 +54,8 @@ export interface OpenJob {
   readonly headerEncoding: HeaderEncoding;
   readonly limits: Partial<Limits>;
   readonly spoolDirectory: string;
+  /** Named in the thread's spool directories, so they can be removed if it stops. */
+  readonly spoolTag: string;
   /** The daemon's clock minus the wall clock (ms): a testing clock set to another date holds in the thread too. */
   readonly clockOffsetMs: number;
   /** `limits.maxConcurrentDecryptions` in force. */
@@ -73,13 +75,22 @@ export type CrossingResult =
   | { readonly kind: 'annotated'; readonly layer: InboundLayer; readonly verdict: Verdict; readonly headerEdits: HeaderEdit[] }
   | { readonly kind: 'unchanged'; readonly reason: UnchangedReason; readonly headerEdits: HeaderEdit[] }
   | LimitExceeded
-  | { readonly kind: 'failed'; readonly error: { readonly code: EngineErrorCode; readonly message: string } };
+  | { readonly kind: 'failed'; readonly error: CrossingError };
+
+/** An error as it crosses: its engine code when it has one, its message and its cause's (ENOSPC and the like). */
+export interface CrossingError {
+  readonly code?: EngineErrorCode;
+  readonly message: string;
+  readonly cause?: string;
+}
 
 /** The reply to {@link OpenJob}. */
 export interface OpenReply {
   /** The result, or {@link error} when the opening threw. */
   readonly result?: CrossingResult;
-  readonly error?: string;
+  readonly error?: CrossingError;
+  /** The thread no longer holds the job's keyset (it keeps the last few): send it again and retry. */
+  readonly unknownKeyset?: true;
   /** CPU the opening cost in the thread (ms), waits for DNS answers excluded. */
   readonly costMs: number;
 }

@@ -2,20 +2,21 @@
  * Inbound messages are opened (decrypted, verified, their header restored) on two worker threads, not on the
  * event loop that speaks the milter protocol: the foreground lane at the process's priority, the background lane
  * at the lowest (nice 19). A sender whose messages have cost more than their share, and any large message, go to
- * the background ({@link SenderCosts}), so a stream of costly messages takes only the CPU that ordinary mail
- * leaves, and ordinary mail never waits behind it (docs/security.md §7). Each lane has its own decryption queues
- * (`limits.maxConcurrentDecryptions` each), so no foreground message waits for a slot a background one holds.
+ * the background ({@link SenderCosts}), so a stream of costly messages gets the CPU after the foreground mail
+ * (docs/security.md §7). Each lane has its own decryption queues (`limits.maxConcurrentDecryptions` each), so no
+ * foreground message waits for a slot a background one holds.
  *
  * A thread is started when its lane first has a message and again after it stops (a crash fails the messages it
  * held, which the daemon tempfails; the MTA retries them).
  */
 import type { Worker } from 'node:worker_threads';
-import type { PrivateKey } from 'openpgp';
-import type { MilterLogger } from '../../milter/src/index.ts';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SPOOL_NAME_PREFIX, type MilterLogger } from '../../milter/src/index.ts';
 import { EngineError, type HeaderField, type InboundResult, type OutputBody } from '../engine/index.ts';
 import type { Runtime } from '../daemon/runtime.ts';
 import { engineLimits } from '../daemon/runtime.ts';
-import { RPC, SLOT_COUNTS, STREAMS, type OpeningThreadData, type CrossingResult, type OpenJob, type OpenReply, type RouteMessage, type SenderKeysReply, type SenderKeysRequest } from './opening-jobs.ts';
+import { RPC, SLOT_COUNTS, STREAMS, type OpeningThreadData, type CrossingError, type CrossingResult, type OpenJob, type OpenReply, type RouteMessage, type SenderKeysReply, type SenderKeysRequest } from './opening-jobs.ts';
 import { PortRpc } from './port-rpc.ts';
 import { pullChunks, serveChunks } from './pulled-chunks.ts';
 import { SenderCosts, type Lane } from './sender-costs.ts';
@@ -55,16 +56,26 @@ interface JobContext {
 /** The thread's module, next to this one. */
 const THREAD_ENTRY = siblingModule(import.meta.url, 'opening-thread');
 
-/** One lane's thread, with the keysets it has been given. */
+/** Thread starts so far in this process, to name each thread's spool directory. */
+let threadStarts = 0;
+
+/** One lane's thread, with the keysets it has been given and the spool directories it writes in. */
 class LaneThread {
   readonly worker: Worker;
   readonly rpc: PortRpc;
-  readonly keysets = new Set<number>();
+  readonly keysets = new Set<string>();
+  /** The spool directories the thread was given, to clear of its files if it stops. */
+  readonly spoolDirectories = new Set<string>();
+  readonly serial = ++threadStarts;
   /** Decryptions running and waiting in the thread (see {@link SLOT_COUNTS}). */
   readonly slotCounts = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
   stopped = false;
 
-  constructor(lane: Lane, jobs: Map<number, JobContext>, onStop: () => void) {
+  constructor(
+    readonly lane: Lane,
+    jobs: Map<number, JobContext>,
+    onStop: (thread: LaneThread) => void,
+  ) {
     const workerData: OpeningThreadData = { nice: LANE_NICE[lane], slotCounts: this.slotCounts.buffer as SharedArrayBuffer };
     this.worker = startWorker(THREAD_ENTRY, { workerData, name: `muse-open-${lane}` });
     this.rpc = new PortRpc(this.worker);
@@ -72,7 +83,8 @@ class LaneThread {
       if (this.stopped) return;
       this.stopped = true;
       this.rpc.close(reason);
-      onStop();
+      onStop(this);
+      void this.removeSpills();
     };
     this.worker.on('error', (error) => stop(new Error(`the ${lane} opening thread failed: ${error.message}`)));
     this.worker.on('exit', (code) => stop(new Error(`the ${lane} opening thread stopped (exit code ${code})`)));
@@ -99,6 +111,24 @@ class LaneThread {
     // after unref() would hold the process again.
     this.worker.unref();
   }
+
+  /** Put in the names of the thread's spill directories (`milter-body-<pid>-<tag>-…`). */
+  get spoolTag(): string {
+    return `lane-${this.lane}-${this.serial}`;
+  }
+
+  /**
+   * Removes what the thread spooled (decrypted content among it): bodies it held for the MTA die with it, and its
+   * files must not outlive it in a process that goes on. A crash of the whole process leaves them to the start-up
+   * sweep, as any spill directory of a process that is gone.
+   */
+  async removeSpills(): Promise<void> {
+    const prefix = `${SPOOL_NAME_PREFIX}${process.pid}-${this.spoolTag}-`;
+    for (const directory of this.spoolDirectories) {
+      const names = await readdir(directory).catch(() => [] as string[]);
+      for (const name of names) if (name.startsWith(prefix)) await rm(join(directory, name), { recursive: true, force: true });
+    }
+  }
 }
 
 /** The two lanes of a process; one instance for the process's life, kept across reloads. */
@@ -106,8 +136,6 @@ export class OpeningLanes {
   readonly costs: SenderCosts;
   readonly #threads: Partial<Record<Lane, LaneThread>> = {};
   readonly #jobs = new Map<number, JobContext>();
-  readonly #keysetIds = new WeakMap<readonly PrivateKey[], number>();
-  #nextKeyset = 1;
   #nextJob = 1;
 
   /**
@@ -120,13 +148,34 @@ export class OpeningLanes {
 
   /** Opens one inbound message in the lane its sender and size call for. */
   async open(request: OpeningRequest): Promise<Opening> {
-    const { runtime } = request;
     const lane = this.costs.laneFor(request.sender, request.bodyBytes);
     const thread = this.#thread(lane);
-    const keyset = await this.#keysetFor(thread, runtime.decryptionKeys);
     const job = this.#nextJob++;
     this.#jobs.set(job, { request, lane });
+    this.costs.begin(request.sender);
+    let reply: OpenReply;
+    try {
+      reply = await this.#run(thread, job, request);
+    } catch (error) {
+      // The thread stopped under this message (it had the message, so it may be why): its sender is charged.
+      if (thread.stopped) this.costs.crashed(request.sender);
+      else this.costs.end(request.sender, 0);
+      throw error;
+    } finally {
+      this.#jobs.delete(job);
+    }
+    this.costs.end(request.sender, reply.costMs);
+    if (reply.result === undefined) throw errorFrom(reply.error ?? { message: 'the opening thread gave no result' });
+    return { result: this.#received(reply.result, thread, job), lane, costMs: reply.costMs };
+  }
+
+  /** Sends the job, and its keyset first when the thread does not hold it (any more). */
+  async #run(thread: LaneThread, job: number, request: OpeningRequest): Promise<OpenReply> {
+    const { runtime } = request;
     const config = runtime.config;
+    const keys = runtime.decryptionKeys;
+    const keyset = keys.map((key) => key.getFingerprint()).join(' ');
+    thread.spoolDirectories.add(config.milter.spoolDirectory as string);
     const payload: OpenJob = {
       job,
       keyset,
@@ -138,18 +187,19 @@ export class OpeningLanes {
       headerEncoding: 'latin1',
       limits: engineLimits(config),
       spoolDirectory: config.milter.spoolDirectory as string,
+      spoolTag: thread.spoolTag,
       clockOffsetMs: runtime.now().getTime() - Date.now(),
       maxConcurrentDecryptions: config.limits.maxConcurrentDecryptions,
     };
-    let reply: OpenReply;
-    try {
-      reply = (await thread.rpc.request(RPC.open, payload)) as OpenReply;
-    } finally {
-      this.#jobs.delete(job);
+    for (let attempt = 0; ; attempt++) {
+      if (!thread.keysets.has(keyset)) {
+        await thread.rpc.request(RPC.keyset, { id: keyset, keys: keys.map((key) => key.write()) });
+        thread.keysets.add(keyset);
+      }
+      const reply = (await thread.rpc.request(RPC.open, payload)) as OpenReply;
+      if (reply.unknownKeyset !== true || attempt > 0) return reply;
+      thread.keysets.delete(keyset);
     }
-    this.costs.record(request.sender, reply.costMs);
-    if (reply.result === undefined) throw new Error(reply.error ?? 'the opening thread gave no result');
-    return { result: this.#received(reply.result, thread, job), lane, costMs: reply.costMs };
   }
 
   /** Decryptions running now, in both lanes (for the metrics). */
@@ -178,25 +228,11 @@ export class OpeningLanes {
   #thread(lane: Lane): LaneThread {
     const running = this.#threads[lane];
     if (running !== undefined && !running.stopped) return running;
-    const thread = new LaneThread(lane, this.#jobs, () => {
-      if (this.#threads[lane] === thread) delete this.#threads[lane];
+    const thread = new LaneThread(lane, this.#jobs, (stopped) => {
+      if (this.#threads[lane] === stopped) delete this.#threads[lane];
     });
     this.#threads[lane] = thread;
     return thread;
-  }
-
-  /** The number under which `thread` knows `keys`, sending them first when it does not. */
-  async #keysetFor(thread: LaneThread, keys: readonly PrivateKey[]): Promise<number> {
-    let id = this.#keysetIds.get(keys);
-    if (id === undefined) {
-      id = this.#nextKeyset++;
-      this.#keysetIds.set(keys, id);
-    }
-    if (!thread.keysets.has(id)) {
-      await thread.rpc.request(RPC.keyset, { id, keys: keys.map((key) => key.write()) });
-      thread.keysets.add(id);
-    }
-    return id;
   }
 
   /** The result on this side: an opened body is read from the thread as the connection sends it. */
@@ -204,12 +240,20 @@ export class OpeningLanes {
     switch (result.kind) {
       case 'opened':
         return { ...result, body: remoteBody(thread, job, result.body) };
-      case 'failed':
-        return { kind: 'failed', error: new EngineError(result.error.code, result.error.message) };
+      case 'failed': {
+        const error = errorFrom(result.error);
+        return { kind: 'failed', error: error instanceof EngineError ? error : new EngineError('BODY_READ_FAILED', error.message, { cause: error }) };
+      }
       default:
         return result;
     }
   }
+}
+
+/** The error a thread reported, rebuilt: an {@link EngineError} when it had a code, its cause kept as text. */
+function errorFrom(crossing: CrossingError): Error {
+  const options = crossing.cause === undefined ? undefined : { cause: new Error(crossing.cause) };
+  return crossing.code === undefined ? new Error(crossing.message, options) : new EngineError(crossing.code, crossing.message, options);
 }
 
 /** A decrypted body held by the thread, read over the port. */
@@ -218,7 +262,10 @@ function remoteBody(thread: LaneThread, job: number, shape: { size: number; spoo
   let disposed = false;
   // Each chunk arrives in a buffer of its own that is garbage once written to the MTA: counted for the paced
   // collections (collection-pacer.ts), as a chunk read back from a spool file is.
-  const chunks = (): AsyncIterable<Buffer> => pacedChunks(pullChunks(thread.rpc, STREAMS.opened, { job, stream: reads++ }));
+  const chunks = (): AsyncIterable<Buffer> => {
+    if (thread.stopped) throw new Error(`the ${thread.lane} opening thread stopped before the opened body was read`);
+    return pacedChunks(pullChunks(thread.rpc, STREAMS.opened, { job, stream: reads++ }));
+  };
   return {
     size: shape.size,
     spooled: shape.spooled,

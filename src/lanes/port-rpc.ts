@@ -46,6 +46,8 @@ export class PortRpc {
   readonly #handlers = new Map<string, RpcHandler>();
   readonly #pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   #nextId = 1;
+  /** Why the channel was closed; every request after it fails at once with it. */
+  #closed: Error | undefined;
   readonly #listener = (message: unknown): void => this.#receive(message as Request | Response);
 
   constructor(endpoint: RpcEndpoint) {
@@ -60,6 +62,7 @@ export class PortRpc {
 
   /** Asks the other side; resolves with its reply. */
   request(type: string, payload: unknown, transfer?: readonly Transferable[]): Promise<unknown> {
+    if (this.#closed !== undefined) return Promise.reject(this.#closed);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
@@ -70,6 +73,7 @@ export class PortRpc {
 
   /** Fails every request still waiting (the other side is gone) and stops listening. */
   close(reason: Error): void {
+    this.#closed = reason;
     this.#endpoint.off('message', this.#listener);
     for (const waiter of this.#pending.values()) waiter.reject(reason);
     this.#pending.clear();

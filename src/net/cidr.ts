@@ -79,3 +79,19 @@ export class NetworkList {
     return this.networks.some((n) => n.family === effective && matches(n, bytes));
   }
 }
+
+/**
+ * The network an address stands for when one sender is told from another: an IPv4 address (an IPv4-mapped IPv6 one
+ * too) alone, an IPv6 address by its /64, the smallest block a site is given, so that the addresses of one network
+ * count as one. Undefined for anything that is not an IP address.
+ */
+export function senderNetwork(address: string): string | undefined {
+  const family = isIP(address);
+  if (family === 4) return address;
+  if (family !== 6) return undefined;
+  const bytes = ipv6Bytes(address);
+  if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) return Array.from(bytes.slice(12)).join('.');
+  const hextets: string[] = [];
+  for (let i = 0; i < 8; i += 2) hextets.push((((bytes[i] as number) << 8) | (bytes[i + 1] as number)).toString(16));
+  return `${hextets.join(':')}::/64`;
+}

@@ -3,7 +3,9 @@
  * `milter.maxBufferedBody` and what they write back of a replacement body beyond it. Moving bytes costs the event
  * loop that also serves ordinary mail (frames, spool files, the socket), and a sender streaming large bodies back
  * to back could otherwise take it whole (docs/security.md §7). A token bucket: one second's worth may go at once,
- * beyond that each taker waits its turn, in order. Ordinary messages stay below the threshold and never wait.
+ * beyond that each taker waits its turn, in order. Ordinary messages stay below the threshold and never wait, and
+ * large bodies are paced only while {@link ByteRate.contended} says other messages are in flight beside them: a
+ * large message alone moves at full speed.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BodyPacer } from '../../milter/src/index.ts';
@@ -13,6 +15,8 @@ export class ByteRate implements BodyPacer {
   #tokens: number;
   #at: number;
   readonly #clock: () => number;
+  /** Whether other messages are in flight beside the large ones (the daemon sets it from its milter server). */
+  contended: () => boolean = () => true;
 
   /**
    * @param bytesPerSecond the rate (0: unlimited); may be changed later (a reload)
@@ -21,7 +25,7 @@ export class ByteRate implements BodyPacer {
    */
   constructor(
     public bytesPerSecond: number,
-    readonly aboveBytes: number,
+    public aboveBytes: number,
     clock: () => number = () => performance.now(),
   ) {
     this.#clock = clock;
@@ -32,7 +36,7 @@ export class ByteRate implements BodyPacer {
   /** Takes `bytes`: nothing to wait for while the bucket holds them, else a promise of when they are earned. */
   take(bytes: number): Promise<void> | undefined {
     const rate = this.bytesPerSecond;
-    if (rate <= 0) return undefined;
+    if (rate <= 0 || !this.contended()) return undefined;
     const now = this.#clock();
     // At most one second's worth saved up.
     this.#tokens = Math.min(rate, this.#tokens + ((now - this.#at) / 1000) * rate);

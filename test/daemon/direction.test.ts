@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { NetworkList, parseNetwork } from '../../src/net/cidr.ts';
+import { NetworkList, parseNetwork, senderNetwork } from '../../src/net/cidr.ts';
 import { DirectionClassifier } from '../../src/daemon/direction.ts';
 
 describe('network lists', () => {
@@ -56,5 +56,21 @@ describe('direction', () => {
   test('authenticated clients stay inbound when authenticatedIsOutbound is off', () => {
     const strict = new DirectionClassifier({ internalNetworks: [], authenticatedIsOutbound: false, outboundDaemonNames: [], inboundDaemonNames: [], default: 'inbound' });
     assert.deepEqual(strict.classify({ clientAddress: '203.0.113.9', daemonName: undefined, authenticatedAs: 'alice' }), { direction: 'inbound', reason: 'default' });
+  });
+});
+
+describe('sender networks (the key of a sender\'s CPU account)', () => {
+  test('keeps an IPv4 address whole, takes an IPv4-mapped IPv6 address as IPv4, and an IPv6 address by its /64', () => {
+    assert.equal(senderNetwork('192.0.2.25'), '192.0.2.25');
+    assert.equal(senderNetwork('::ffff:192.0.2.25'), '192.0.2.25');
+    assert.equal(senderNetwork('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
+    assert.equal(senderNetwork('2001:db8:1:2:ffff:ffff:ffff:ffff'), '2001:db8:1:2::/64');
+    assert.equal(senderNetwork('2001:db8:1:3::1'), '2001:db8:1:3::/64');
+    assert.equal(senderNetwork('::1'), '0:0:0:0::/64');
+  });
+
+  test('gives nothing for what is not an IP address', () => {
+    assert.equal(senderNetwork('localhost'), undefined);
+    assert.equal(senderNetwork(''), undefined);
   });
 });

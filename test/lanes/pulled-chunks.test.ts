@@ -93,5 +93,8 @@ describe('port requests and pulled chunks', () => {
     const waiting = a.request('never', null);
     a.close(new Error('the background opening thread stopped (exit code 1)'));
     await assert.rejects(waiting, /exit code 1/);
+    // And every request after it, at once: a body still being read from a thread that stopped fails, never hangs.
+    await assert.rejects(a.request('never', null), /exit code 1/);
+    await assert.rejects(pullChunks(a, 'body', { job: 1, stream: 0 }).next(), /exit code 1/);
   });
 });

@@ -38,6 +38,26 @@ describe('CPU ledger', () => {
     assert.equal(ledger.end(2), 7);
   });
 
+  it('keeps a job paused until its last wait is over (it may wait for two things at once)', async () => {
+    let now = 0;
+    const ledger = new CpuLedger(() => now);
+    ledger.start(1);
+    ledger.start(2);
+    ledger.pause(2);
+    ledger.pause(2);
+    now += 10; // 1 alone
+    ledger.resume(2);
+    now += 10; // still 1 alone
+    const waited = ledger.waiting(1, async () => {
+      now += 6; // nobody runs: 1 waits, and 2 still has a wait
+    });
+    await waited;
+    ledger.resume(2);
+    now += 4; // both
+    assert.equal(ledger.end(1), 22);
+    assert.equal(ledger.end(2), 2);
+  });
+
   it('charges nobody for time when no job runs, and forgets a job once ended', () => {
     let now = 0;
     const ledger = new CpuLedger(() => now);

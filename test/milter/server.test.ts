@@ -197,6 +197,7 @@ describe('a whole transaction over TCP', () => {
     while (taken.length === 0) await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(taken, [131_070 - 100_000]);
     assert.equal(done, false, 'the message waits while the pacer holds the body');
+    assert.deepEqual([server.transactionsInFlight, server.largeBodiesInFlight], [1, 1]);
     release();
     const result = await sent;
     assert.deepEqual(taken, [31_070, 65_535, 200_000 - 3 * 65_535]);
@@ -207,6 +208,7 @@ describe('a whole transaction over TCP', () => {
     taken.length = 0;
     await client.sendMessage({ sender: '<alice@a.test>', recipients: ['<bob@b.test>'], headers: [{ name: 'Subject', value: ' small' }], body: Buffer.alloc(90_000, 'b'), macros: { i: 'P2' } });
     assert.deepEqual(taken, []);
+    assert.deepEqual([server.transactionsInFlight, server.largeBodiesInFlight], [0, 0]);
     await client.close();
     await server.close();
   });

@@ -36,6 +36,17 @@ describe('byte rate', () => {
     assert.ok(rate.take(1) instanceof Promise);
   });
 
+  it('lets a large body go at full speed while nothing else is in flight beside it', () => {
+    let now = 0;
+    let others = false;
+    const rate = new ByteRate(MIB, MIB, () => now);
+    rate.contended = () => others;
+    assert.equal(rate.take(100 * MIB), undefined);
+    others = true;
+    assert.equal(rate.take(MIB), undefined);
+    assert.ok(rate.take(1) instanceof Promise);
+  });
+
   it('paces only the bytes of a body past its threshold', async () => {
     let now = 0;
     const rate = new ByteRate(MIB, MIB, () => now);
