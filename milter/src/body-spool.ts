@@ -113,6 +113,16 @@ export class BodySpool {
     for await (const chunk of createReadStream(this.file.path, { highWaterMark: chunkSize })) yield chunk as Buffer;
   }
 
+  /**
+   * The spill file's path, once everything written is in it; undefined while the body is in memory. Another thread
+   * of the process may then read the body from the file itself (it exists until {@link dispose}).
+   */
+  async filePath(): Promise<string | undefined> {
+    if (this.file === undefined) return undefined;
+    await this.flush();
+    return this.file?.path;
+  }
+
   /** The whole body as one buffer; meant for small bodies and tests. */
   async toBuffer(): Promise<Buffer> {
     const parts: Buffer[] = [];

@@ -205,7 +205,7 @@ const limitsSection = z.strictObject({
   maxConcurrentDecryptions: z.number().int().min(1).default(2),
   // A sender whose inbound messages have lately taken more than this share of one core to open has them opened
   // at the lowest priority (src/lanes/sender-costs.ts).
-  backgroundAboveCpuShare: z.number().gt(0).max(64).default(0.2),
+  backgroundAboveCpuShare: z.number().gt(0).max(64).default(0.1),
 });
 
 const syslogSection = z

@@ -266,7 +266,7 @@ class MuseHandler implements MilterHandler {
           outcome = await processOutbound(runtime, this.outboundMessage(ctx, state, body), early?.start);
           state.early = undefined;
         } else {
-          outcome = await processInbound(runtime, { headers, body, signal: ctx.signal, sender: senderOf(ctx), bodyBytes: ctx.message.bodySize, log: ctx.log });
+          outcome = await processInbound(runtime, { headers, body, bodyFile: spillFile(ctx), signal: ctx.signal, sender: senderOf(ctx), bodyBytes: ctx.message.bodySize, log: ctx.log });
         }
       }
     } catch (error) {
@@ -294,7 +294,7 @@ class MuseHandler implements MilterHandler {
     runtime.log.warn(misdirectionWarning(state.directionReason, ctx.macro('{daemon_name}')), { queueId: ctx.macro('i') });
     const domains = ctx.message.recipients.map((r) => recipientDomain(r, runtime.config.site.domain));
     if (domains.length > 0 && domains.every((domain) => runtime.policy.isLocal(domain))) {
-      const outcome = await processInbound(runtime, { headers: ctx.message.headers, body, signal: ctx.signal, sender: senderOf(ctx), bodyBytes: ctx.message.bodySize, log: ctx.log });
+      const outcome = await processInbound(runtime, { headers: ctx.message.headers, body, bodyFile: spillFile(ctx), signal: ctx.signal, sender: senderOf(ctx), bodyBytes: ctx.message.bodySize, log: ctx.log });
       return { ...outcome, reason: `classified outbound (${state.directionReason}) but encrypted to the site key: processed as inbound; ${outcome.reason}` };
     }
     return {
@@ -434,4 +434,9 @@ function senderOf(ctx: MilterContext): string {
   const client = ctx.client;
   const network = client !== undefined && (client.family === 'inet' || client.family === 'inet6') ? senderNetwork(client.address) : undefined;
   return network === undefined ? 'no client address' : `client ${network}`;
+}
+
+/** The message body's spill file, if it went to one (read by the opening thread without the event loop). */
+function spillFile(ctx: MilterContext): () => Promise<string | undefined> {
+  return () => ctx.message.body?.filePath() ?? Promise.resolve(undefined);
 }

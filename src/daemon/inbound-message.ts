@@ -18,6 +18,8 @@ export interface InboundMessage {
   headers: readonly HeaderField[];
   body: () => AsyncIterable<Buffer>;
   signal: AbortSignal;
+  /** The received body's spill file, when it went to one: the opening thread reads it from there. */
+  bodyFile?: () => Promise<string | undefined>;
   /** Whose account the cost of opening it goes to (src/lanes/sender-costs.ts): the SMTP client, or the connection. */
   sender: string;
   /** The size of the received body. */
@@ -54,6 +56,7 @@ export async function processInbound(runtime: Runtime, message: InboundMessage):
     headers: message.headers,
     // Read again from the spool when a large message is opened as it streams and a shape needs the whole read.
     body: message.body,
+    ...(message.bodyFile === undefined ? {} : { bodyFile: message.bodyFile }),
     sender: message.sender,
     bodyBytes: message.bodyBytes,
     log: message.log,

@@ -56,6 +56,8 @@ export interface OpenJob {
   readonly spoolDirectory: string;
   /** Named in the thread's spool directories, so they can be removed if it stops. */
   readonly spoolTag: string;
+  /** The received body's spill file, read by the thread itself; null: pulled from the event loop. */
+  readonly bodyFile: string | null;
   /** The daemon's clock minus the wall clock (ms): a testing clock set to another date holds in the thread too. */
   readonly clockOffsetMs: number;
   /** `limits.maxConcurrentDecryptions` in force. */

@@ -32,6 +32,11 @@ export interface OpeningRequest {
   readonly headers: readonly HeaderField[];
   /** Reads the received body from its start (it may be read more than once). */
   readonly body: () => AsyncIterable<Buffer>;
+  /**
+   * The received body's spill file, when it went to one: the thread then reads it there, and the bytes of a large
+   * message do not pass through the event loop (nor add to its garbage) on their way in.
+   */
+  readonly bodyFile?: () => Promise<string | undefined>;
   /** Whose account the cost goes to: the SMTP client's address, or the milter connection. */
   readonly sender: string;
   readonly bodyBytes: number;
@@ -51,6 +56,8 @@ export interface Opening {
 interface JobContext {
   readonly request: OpeningRequest;
   readonly lane: Lane;
+  /** The sender's share of a core when the lane was chosen (for the debug line). */
+  readonly share: number;
 }
 
 /** The thread's module, next to this one. */
@@ -104,7 +111,7 @@ class LaneThread {
     this.rpc.handle(RPC.route, (payload) => {
       const { job, route } = payload as RouteMessage;
       const context = jobs.get(job);
-      context?.request.log?.debug('inbound message read', { route, lane: context.lane });
+      context?.request.log?.debug('inbound message read', { route, lane: context.lane, senderShare: Math.round(context.share * 1000) / 1000 });
       return { value: null };
     });
     // The daemon's shutdown waits for its connections, not for idle threads. Last: a listener added to the worker
@@ -151,7 +158,7 @@ export class OpeningLanes {
     const lane = this.costs.laneFor(request.sender, request.bodyBytes);
     const thread = this.#thread(lane);
     const job = this.#nextJob++;
-    this.#jobs.set(job, { request, lane });
+    this.#jobs.set(job, { request, lane, share: this.costs.shareOf(request.sender) });
     this.costs.begin(request.sender);
     let reply: OpenReply;
     try {
@@ -188,6 +195,7 @@ export class OpeningLanes {
       limits: engineLimits(config),
       spoolDirectory: config.milter.spoolDirectory as string,
       spoolTag: thread.spoolTag,
+      bodyFile: (await request.bodyFile?.()) ?? null,
       clockOffsetMs: runtime.now().getTime() - Date.now(),
       maxConcurrentDecryptions: config.limits.maxConcurrentDecryptions,
     };

@@ -10,6 +10,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { readKey, readPrivateKey, type PrivateKey, type PublicKey } from 'openpgp';
@@ -56,6 +57,9 @@ class CountingSlots extends Slots {
 
 /** Parsed sender keys, by the digest of their bytes: the ordinary senders' keys are parsed once, not per message. */
 const PARSED_KEYS = 1024;
+
+/** Reads of a received body's spill file: as the milter library reads it back (short-lived, collected young). */
+const FILE_READ_BYTES = 256 * 1024;
 
 /** Keysets kept (the current one and those of the last reloads). */
 const KEYSETS = 4;
@@ -111,7 +115,12 @@ function main(): void {
       result = await currentJob.run(job.job, () => openInbound({
         headers: job.headers,
         // Counted for the paced collections: each chunk is a buffer of its own, garbage once read.
-        body: () => pacedChunks(waitedFor(ledger, job.job, pullChunks(rpc, STREAMS.received, { job: job.job, stream: streams++ }))),
+        body: () =>
+          pacedChunks(
+            job.bodyFile === null
+              ? waitedFor(ledger, job.job, pullChunks(rpc, STREAMS.received, { job: job.job, stream: streams++ }))
+              : waitedFor(ledger, job.job, createReadStream(job.bodyFile, { highWaterMark: FILE_READ_BYTES }) as AsyncIterable<Buffer>),
+          ),
         siteKeys,
         senderKeys: async (domain): Promise<SenderKeys | null> => {
           const reply = (await ledger.waiting(job.job, () => rpc.request(RPC.senderKeys, { job: job.job, domain }))) as SenderKeysReply;

@@ -4,16 +4,22 @@
  * loop that also serves ordinary mail (frames, spool files, the socket), and a sender streaming large bodies back
  * to back could otherwise take it whole (docs/security.md §7). A token bucket: one second's worth may go at once,
  * beyond that each taker waits its turn, in order. Ordinary messages stay below the threshold and never wait, and
- * large bodies are paced only while {@link ByteRate.contended} says other messages are in flight beside them: a
- * large message alone moves at full speed.
+ * large bodies wait only while {@link ByteRate.contended} has said, within the last {@link CONTENDED_MS}, that other
+ * messages are in flight beside them: a large message alone moves at full speed. The bytes are counted either way
+ * (down to an empty bucket, never into debt), so pacing starts at once when ordinary mail comes in rather than
+ * after a second's worth saved while alone.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BodyPacer } from '../../milter/src/index.ts';
+
+/** How long (ms) the pacing holds after the last sight of another message in flight: ordinary mail comes and goes. */
+export const CONTENDED_MS = 1000;
 
 /** The pacer; `bytesPerSecond` 0 turns it off. */
 export class ByteRate implements BodyPacer {
   #tokens: number;
   #at: number;
+  #contendedAt = Number.NEGATIVE_INFINITY;
   readonly #clock: () => number;
   /** Whether other messages are in flight beside the large ones (the daemon sets it from its milter server). */
   contended: () => boolean = () => true;
@@ -36,12 +42,17 @@ export class ByteRate implements BodyPacer {
   /** Takes `bytes`: nothing to wait for while the bucket holds them, else a promise of when they are earned. */
   take(bytes: number): Promise<void> | undefined {
     const rate = this.bytesPerSecond;
-    if (rate <= 0 || !this.contended()) return undefined;
+    if (rate <= 0) return undefined;
     const now = this.#clock();
     // At most one second's worth saved up.
     this.#tokens = Math.min(rate, this.#tokens + ((now - this.#at) / 1000) * rate);
     this.#at = now;
     this.#tokens -= bytes;
+    if (this.contended()) this.#contendedAt = now;
+    if (now - this.#contendedAt >= CONTENDED_MS) {
+      this.#tokens = Math.max(0, this.#tokens);
+      return undefined;
+    }
     if (this.#tokens >= 0) return undefined;
     // In debt: the bytes taken after this one wait for this one's debt too, so takers go in order.
     return sleep((-this.#tokens / rate) * 1000);

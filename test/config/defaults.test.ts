@@ -76,7 +76,7 @@ const MINIMAL: Config = {
     maxSessionKeyPackets: 1000,
     maxSessionKeyAttempts: 8,
     maxConcurrentDecryptions: 2,
-    backgroundAboveCpuShare: 0.2,
+    backgroundAboveCpuShare: 0.1,
   },
   logging: {
     format: 'json',

@@ -1,7 +1,7 @@
 /** The body store: exact bytes in memory and spilled, whatever the chunking, and nothing left after dispose. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BodySpool } from '../../milter/src/index.ts';
@@ -89,5 +89,21 @@ test('overlapping readers and flushes see the whole body, and a failed write fai
   await assert.rejects(limited.flush(), { code: 'EFBIG' });
   await assert.rejects(limited.write(Buffer.from('more')), { code: 'EFBIG' });
   await limited.dispose();
+  assert.deepEqual(await readdir(dir), []);
+});
+
+test('names its spill file once everything is in it, and none while in memory; a tag goes into the directory name', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'spool-test-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const spool = new BodySpool({ maxMemory: 1000, directory: dir, tag: 'lane-background-3' });
+  await spool.write(Buffer.alloc(600, 'a'));
+  assert.equal(await spool.filePath(), undefined);
+  await spool.write(Buffer.alloc(600, 'b'));
+  const path = await spool.filePath();
+  assert.ok(path !== undefined);
+  assert.deepEqual(await readFile(path), Buffer.concat([Buffer.alloc(600, 'a'), Buffer.alloc(600, 'b')]), 'the file holds the whole body');
+  const [name] = await readdir(dir);
+  assert.ok(name?.startsWith(`milter-body-${process.pid}-lane-background-3-`), name);
+  await spool.dispose();
   assert.deepEqual(await readdir(dir), []);
 });

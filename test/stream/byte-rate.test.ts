@@ -1,7 +1,7 @@
 /** The pace of large bodies: a token bucket of one second's worth, shared, in order (a fake clock). */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ByteRate } from '../../src/stream/byte-rate.ts';
+import { ByteRate, CONTENDED_MS } from '../../src/stream/byte-rate.ts';
 
 const MIB = 1024 * 1024;
 
@@ -36,15 +36,21 @@ describe('byte rate', () => {
     assert.ok(rate.take(1) instanceof Promise);
   });
 
-  it('lets a large body go at full speed while nothing else is in flight beside it', () => {
+  it('lets a large body go at full speed while nothing else is in flight, and paces it at once when something is, for a second after', () => {
     let now = 0;
     let others = false;
     const rate = new ByteRate(MIB, MIB, () => now);
     rate.contended = () => others;
-    assert.equal(rate.take(100 * MIB), undefined);
+    assert.equal(rate.take(100 * MIB), undefined, 'alone: full speed, and the bucket is empty after it, not in debt');
     others = true;
-    assert.equal(rate.take(MIB), undefined);
-    assert.ok(rate.take(1) instanceof Promise);
+    assert.ok(rate.take(1) instanceof Promise, 'another message in flight: the next bytes wait');
+    others = false;
+    now += CONTENDED_MS - 1;
+    // The debt of that byte is paid; what was earned since goes, then the next taker waits: still paced.
+    assert.equal(rate.take(MIB - 2048), undefined);
+    assert.ok(rate.take(4096) instanceof Promise, 'still paced just under a second after the last sight of another message');
+    now += 1;
+    assert.equal(rate.take(10 * MIB), undefined, 'a second after it: full speed again');
   });
 
   it('paces only the bytes of a body past its threshold', async () => {
