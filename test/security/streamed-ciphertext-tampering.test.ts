@@ -8,6 +8,7 @@
  * ciphertext, the MDC, reordered armor lines, a wrong armor checksum, truncated data, a forged verdict beside the
  * tampering, and a compressed bomb signed by a published site. Armor faults and truncation are left to the whole
  * read (within the message size limit and the decryption slots), which answers as it always did. The control (the same message untouched) passes and is delivered decrypted.
+ * The next variant arrives as outbound mail (an internal client) to a local recipient, and is opened as inbound all the same.
  * Ports: ephemeral only.
  */
 import assert from 'node:assert/strict';
@@ -17,7 +18,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createMessage, encrypt, enums } from 'openpgp';
 import { armorBytes, dearmor } from '../../src/pgp/armor.ts';
-import { replyCode, type LogLine, type Outcome } from '../daemon/support/harness.ts';
+import { LOCAL_CLIENT, replyCode, sendOne, type LogLine, type Outcome } from '../daemon/support/harness.ts';
 import { authResults, entity, field, innerFields, pgpMime, signedAndEncrypted, startReceiver, transportFields, type Field, type Receiver } from './support/inbound-attack.ts';
 
 const MIB = 1024 * 1024;
@@ -167,6 +168,21 @@ describe('tampering with a streamed inbound message', () => {
     assert.equal(route, 'streamed');
     assert.deepEqual(outcome.delivered?.headers, [authResults({ result: 'fail', reason: 'decryption-failed', encrypted: true }), ...built.headers]);
     assert.ok(outcome.delivered?.body.equals(built.body));
+  });
+
+  it('the next variant: the same tampered message arriving as outbound mail to a local recipient is opened as inbound, and still fails', async () => {
+    // From an internal address on a listener not named in direction.inboundDaemonNames, mail is outbound; encrypted
+    // to our key, with every recipient local, it is opened as inbound (misdirected), by the same streaming reader.
+    const binary = await victimBinary();
+    const sent = message(armorBytes('MESSAGE', flipped(binary, Math.floor(binary.length / 2))));
+    const before = rx.daemon.lines.length;
+    const outcome = await sendOne(rx.daemon.address, { sender: '<x@victim.test>', recipients: ['<bob@site.test>'], headers: sent.headers.map((h) => ({ ...h })), body: sent.body, macros: { i: 'Q-MISDIRECTED' } }, LOCAL_CLIENT);
+    const reads = rx.daemon.lines.slice(before).filter((line: LogLine) => line.message === 'inbound message read');
+    assert.deepEqual(reads.map((line) => [line.route, line.lane]), [['streamed', 'background']]);
+    assertKeptEncrypted(outcome, sent, 'decryption-failed');
+    const summary = rx.summary('Q-MISDIRECTED');
+    assert.equal(summary.direction, 'outbound');
+    assert.match(String(summary.reason), /^classified outbound \(internal network 127\.0\.0\.1\) but encrypted to the site key: processed as inbound; fail \(decryption-failed\)$/);
   });
 
   it('nothing decrypted is left in the spool directory after any of them', async () => {
