@@ -74,6 +74,8 @@ class LaneThread {
   /** The spool directories the thread was given, to clear of its files if it stops. */
   readonly spoolDirectories = new Set<string>();
   readonly serial = ++threadStarts;
+  /** Jobs sent and not answered: while there are any, the thread holds the process open (ref), else not. */
+  #busy = 0;
   /** Decryptions running and waiting in the thread (see {@link SLOT_COUNTS}). */
   readonly slotCounts = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
   stopped = false;
@@ -119,6 +121,34 @@ class LaneThread {
     this.worker.unref();
   }
 
+  /** Runs `job` with the thread holding the process open meanwhile. */
+  async holding<T>(job: () => Promise<T>): Promise<T> {
+    this.#hold();
+    try {
+      return await job();
+    } finally {
+      this.#release();
+    }
+  }
+
+  /** Yields `chunks` (read from the thread) with the thread holding the process open meanwhile. */
+  async *holdingWhile(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    this.#hold();
+    try {
+      yield* chunks;
+    } finally {
+      this.#release();
+    }
+  }
+
+  #hold(): void {
+    if (this.#busy++ === 0) this.worker.ref();
+  }
+
+  #release(): void {
+    if (--this.#busy === 0) this.worker.unref();
+  }
+
   /** Put in the names of the thread's spill directories (`milter-body-<pid>-<tag>-…`). */
   get spoolTag(): string {
     return `lane-${this.lane}-${this.serial}`;
@@ -162,7 +192,7 @@ export class OpeningLanes {
     this.costs.begin(request.sender);
     let reply: OpenReply;
     try {
-      reply = await this.#run(thread, job, request);
+      reply = await thread.holding(() => this.#run(thread, job, request));
     } catch (error) {
       // The thread stopped under this message (it had the message, so it may be why): its sender is charged.
       if (thread.stopped) this.costs.crashed(request.sender);
@@ -272,7 +302,7 @@ function remoteBody(thread: LaneThread, job: number, shape: { size: number; spoo
   // collections (collection-pacer.ts), as a chunk read back from a spool file is.
   const chunks = (): AsyncIterable<Buffer> => {
     if (thread.stopped) throw new Error(`the ${thread.lane} opening thread stopped before the opened body was read`);
-    return pacedChunks(pullChunks(thread.rpc, STREAMS.opened, { job, stream: reads++ }));
+    return thread.holdingWhile(pacedChunks(pullChunks(thread.rpc, STREAMS.opened, { job, stream: reads++ })));
   };
   return {
     size: shape.size,
@@ -286,7 +316,7 @@ function remoteBody(thread: LaneThread, job: number, shape: { size: number; spoo
     async dispose() {
       if (disposed) return;
       disposed = true;
-      if (!thread.stopped) await thread.rpc.request(RPC.disposeBody, job).catch(() => undefined);
+      if (!thread.stopped) await thread.holding(() => thread.rpc.request(RPC.disposeBody, job)).catch(() => undefined);
     },
   };
 }
