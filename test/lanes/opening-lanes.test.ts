@@ -13,7 +13,7 @@ import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/index.ts';
 import type { Runtime } from '../../src/daemon/runtime.ts';
 import type { SenderKeys } from '../../src/engine/index.ts';
-import { OpeningLanes } from '../../src/lanes/opening-lanes.ts';
+import { OpeningLanes, type OpeningRequest } from '../../src/lanes/opening-lanes.ts';
 import { baseSettings, makeSite, mergeSettings, type TestSite } from '../daemon/support/harness.ts';
 import { waitFor } from '../support/processes.ts';
 import { entity, innerFields, pgpMime, signedAndEncrypted, transportFields } from '../security/support/inbound-attack.ts';
@@ -35,6 +35,19 @@ function runtime(senderKeys: (domain: string) => Promise<SenderKeys | null>): Ru
   return { config: parseConfig(text, join(dir, 'muse.yaml')), decryptionKeys: [ours.privateKey], keys: { senderKeys }, now: () => new Date() } as unknown as Runtime;
 }
 
+/** The request to open `sent` from `sender`, whose domain's keys `senderKeys` gives. */
+function requestFor(sent: { headers: Array<{ name: string; value: string }>; body: Buffer }, sender: string, senderKeys: (domain: string) => Promise<SenderKeys | null>): OpeningRequest {
+  return {
+    runtime: runtime(senderKeys),
+    headers: sent.headers,
+    body: async function* () {
+      yield sent.body;
+    },
+    sender,
+    bodyBytes: sent.body.length,
+  };
+}
+
 async function victimMessage(): Promise<{ headers: Array<{ name: string; value: string }>; body: Buffer }> {
   return pgpMime(transportFields('CEO <ceo@victim.test>'), await signedAndEncrypted(entity(innerFields('CEO <ceo@victim.test>')), victim.privateKey, [ours.publicKey]));
 }
@@ -45,18 +58,12 @@ describe('opening lanes', () => {
     t.after(() => lanes.close());
     const asked: string[] = [];
     const sent = await victimMessage();
-    const opening = await lanes.open({
-      runtime: runtime(async (domain) => {
+    const opening = await lanes.open(
+      requestFor(sent, 'client 198.51.100.7', async (domain) => {
         asked.push(domain);
         return { keys: [victim.publicKey], dnssec: false };
       }),
-      headers: sent.headers,
-      body: async function* () {
-        yield sent.body;
-      },
-      sender: 'client 198.51.100.7',
-      bodyBytes: sent.body.length,
-    });
+    );
     assert.equal(opening.lane, 'foreground');
     assert.equal(opening.result.kind, 'opened');
     assert.equal(opening.result.kind === 'opened' && opening.result.verdict.result, 'pass');
@@ -74,16 +81,8 @@ describe('opening lanes', () => {
     const sent = await victimMessage();
     let lookedUp!: () => void;
     const lookup = new Promise<void>((resolve) => (lookedUp = resolve));
-    const request = {
-      headers: sent.headers,
-      body: async function* () {
-        yield sent.body;
-      },
-      sender: 'client 192.0.2.66',
-      bodyBytes: sent.body.length,
-    };
     // The lookup never answers: the job waits in the thread until it is stopped.
-    const pending = lanes.open({ ...request, runtime: runtime(() => (lookedUp(), new Promise(() => {}))) });
+    const pending = lanes.open(requestFor(sent, 'client 192.0.2.66', () => (lookedUp(), new Promise(() => {}))));
     await lookup;
     await lanes.close();
     await assert.rejects(pending, /opening thread stopped/);
@@ -91,7 +90,7 @@ describe('opening lanes', () => {
     const share = lanes.costs.shareOf('client 192.0.2.66');
     assert.ok(share > 0.19 && share <= 0.2, String(share));
     assert.equal(lanes.costs.laneFor('client 192.0.2.66', 100), 'background');
-    const next = await lanes.open({ ...request, sender: 'client 198.51.100.9', runtime: runtime(async () => ({ keys: [victim.publicKey], dnssec: false })) });
+    const next = await lanes.open(requestFor(sent, 'client 198.51.100.9', async () => ({ keys: [victim.publicKey], dnssec: false })));
     assert.equal(next.lane, 'foreground');
     assert.equal(next.result.kind === 'opened' && next.result.verdict.result, 'pass');
     if (next.result.kind === 'opened') await next.result.body.dispose();
@@ -103,15 +102,7 @@ describe('opening lanes', () => {
     const text = `${'x'.repeat(75)}\r\n`.repeat(30_000);
     const inner = innerFields('CEO <ceo@victim.test>');
     const sent = pgpMime(transportFields('CEO <ceo@victim.test>'), await signedAndEncrypted(entity(inner, text), victim.privateKey, [ours.publicKey]));
-    const opening = await lanes.open({
-      runtime: runtime(async () => ({ keys: [victim.publicKey], dnssec: false })),
-      headers: sent.headers,
-      body: async function* () {
-        yield sent.body;
-      },
-      sender: 'client 198.51.100.8',
-      bodyBytes: sent.body.length,
-    });
+    const opening = await lanes.open(requestFor(sent, 'client 198.51.100.8', async () => ({ keys: [victim.publicKey], dnssec: false })));
     assert.equal(opening.lane, 'background');
     assert.ok(opening.result.kind === 'opened' && opening.result.body.spooled, 'the opened body is in a spool file of the thread');
     const spool = join(dir, 'spool');
