@@ -9,13 +9,13 @@
  * used while it waited.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { readKey, readPrivateKey, type PrivateKey, type PublicKey } from 'openpgp';
+import { readPrivateKey, type PrivateKey } from 'openpgp';
 import { LRUCache } from 'lru-cache';
 import { DecryptionQueues, DEFAULT_STREAM_ABOVE_BYTES, EngineError, openInbound, Slots, type InboundResult, type OutputBody, type SenderKeys } from '../engine/index.ts';
+import { ParsedKeyCache } from '../keys/parsed-key-cache.ts';
 import { CpuLedger } from './thread-cpu.ts';
 import { pacedChunks } from '../stream/collection-pacer.ts';
 import { PortRpc } from './port-rpc.ts';
@@ -80,19 +80,10 @@ function main(): void {
   const ledger = new CpuLedger();
   // The last few keysets: a reload that changed the keys leaves messages in flight with the ones before.
   const keysets = new LRUCache<string, PrivateKey[]>({ max: KEYSETS });
-  const parsed = new LRUCache<string, PublicKey>({ max: PARSED_KEYS });
+  const parsed = new ParsedKeyCache(PARSED_KEYS);
   const opened = new Map<number, OutputBody>();
   let queues: DecryptionQueues | undefined;
   let streams = 0;
-
-  const parse = async (bytes: Uint8Array): Promise<PublicKey> => {
-    const digest = createHash('sha256').update(bytes).digest('base64');
-    const known = parsed.get(digest);
-    if (known !== undefined) return known;
-    const key = await readKey({ binaryKey: bytes });
-    parsed.set(digest, key);
-    return key;
-  };
 
   rpc.handle(RPC.keyset, async (payload) => {
     const message = payload as KeysetMessage;
@@ -125,7 +116,7 @@ function main(): void {
         senderKeys: async (domain): Promise<SenderKeys | null> => {
           const reply = (await ledger.waiting(job.job, () => rpc.request(RPC.senderKeys, { job: job.job, domain }))) as SenderKeysReply;
           if (reply === null) return null;
-          return { keys: await Promise.all(reply.keys.map(parse)), unvouched: await Promise.all(reply.unvouched.map(parse)), dnssec: reply.dnssec };
+          return { keys: await Promise.all(reply.keys.map((bytes) => parsed.read(bytes))), unvouched: await Promise.all(reply.unvouched.map((bytes) => parsed.read(bytes))), dnssec: reply.dnssec };
         },
         authservId: job.authservId,
         localDomains: job.localDomains,

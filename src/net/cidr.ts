@@ -37,6 +37,12 @@ function ipv6Bytes(address: string): Uint8Array {
   return out;
 }
 
+/** The IPv4 address inside an IPv4-mapped IPv6 address (::ffff:a.b.c.d), as 4 bytes; undefined for any other. */
+function mappedIpv4(bytes: Uint8Array): Uint8Array | undefined {
+  const mapped = bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  return mapped ? bytes.slice(12) : undefined;
+}
+
 /** Parses `192.0.2.0/24`, `2001:db8::/32` or a single address. Throws on anything else. */
 export function parseNetwork(text: string): Network {
   const [address = '', prefixText] = text.trim().split('/');
@@ -71,9 +77,9 @@ export class NetworkList {
     if (family === 0) return false;
     let bytes = family === 4 ? ipv4Bytes(address) : ipv6Bytes(address);
     let effective = family === 4 ? 4 : 6;
-    const mapped = family === 6 && bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
-    if (mapped) {
-      bytes = bytes.slice(12);
+    const mapped = family === 6 ? mappedIpv4(bytes) : undefined;
+    if (mapped !== undefined) {
+      bytes = mapped;
       effective = 4;
     }
     return this.networks.some((n) => n.family === effective && matches(n, bytes));
@@ -90,7 +96,8 @@ export function senderNetwork(address: string): string | undefined {
   if (family === 4) return address;
   if (family !== 6) return undefined;
   const bytes = ipv6Bytes(address);
-  if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) return Array.from(bytes.slice(12)).join('.');
+  const mapped = mappedIpv4(bytes);
+  if (mapped !== undefined) return Array.from(mapped).join('.');
   const hextets: string[] = [];
   for (let i = 0; i < 8; i += 2) hextets.push((((bytes[i] as number) << 8) | (bytes[i + 1] as number)).toString(16));
   return `${hextets.join(':')}::/64`;
