@@ -94,6 +94,26 @@ describe('one sender taking the CPU', () => {
     assert.equal(outcome.delivered?.body.toString('utf8'), text);
   });
 
+  it('keeps the account of a sender whatever its address looks like: another address of its IPv6 /64, its IPv4 as an IPv4-mapped address', async () => {
+    const flood = await headerFlood();
+    const v6 = (address: string, port: number): ClientInfo => ({ hostname: 'mx6.attacker.test', family: 'inet6', port, address });
+    const lanes: unknown[] = [];
+    for (const [queueId, client] of [
+      ['Q-V6-FIRST', v6('2001:db8:1:2::66', 40400)],
+      ['Q-V6-SAME-64', v6('2001:db8:1:2:ffff::99', 40401)],
+      ['Q-V6-OTHER-64', v6('2001:db8:1:3::66', 40402)],
+      ['Q-V4-MAPPED', v6('::ffff:192.0.2.66', 40403)],
+    ] as const) {
+      const { outcome, lane } = await send(flood, queueId, client);
+      assert.deepEqual(outcome.eom?.verdict, TOO_LARGE, queueId);
+      assert.equal(outcome.delivered, undefined, queueId);
+      lanes.push(lane);
+    }
+    // A new /64 starts afresh (it is another network); the same /64, and the IPv4 sender above in its mapped form,
+    // do not.
+    assert.deepEqual(lanes, ['foreground', 'background', 'foreground', 'background']);
+  });
+
   it('opens the next variant, the same flood from a new connection of the same client, in the background too', async () => {
     // Accounts are kept by client address, so reconnecting does not start a sender afresh.
     const { outcome, lane } = await send(await headerFlood(), 'Q-FLOOD4', { ...HOSTILE, port: 40101 });
