@@ -378,7 +378,7 @@ async function hostileSender(address: string, shape: Shape, signal: AbortSignal)
 /** Runs the phase: its own muse-milter, the unloaded run, then one run per hostile shape. */
 export async function runHostileLoad(setup: HostileSetup): Promise<HostileLoadReport> {
   const startedAt = new Date().toISOString();
-  const seconds = Math.max(2, Math.round(15 * setup.scale));
+  const seconds = Math.max(2, Math.round(30 * setup.scale));
   const warmupMs = 2000;
   const ours = setup.siteKey.toPublic();
   const outbound = (index: number): BenchMessage => buildMessage(4 * KiB, recipientDomains(1, index, false, 'hostile'), index);

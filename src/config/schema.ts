@@ -56,7 +56,7 @@ const milterSection = z.strictObject({
   maxBufferedBody: size.default(SERVER_DEFAULTS.maxBufferedBody),
   // Bytes per second for every body beyond maxBufferedBody, read and written back, shared by the connections of
   // a process (src/stream/byte-rate.ts); 0: unlimited.
-  largeBodyRate: sizeOrZero.default(32 * 1024 * 1024),
+  largeBodyRate: sizeOrZero.default(4 * 1024 * 1024),
   // Each MTA connection holds about 1 MiB; beyond this many the MTA is told to try again (a 4xx to its client).
   maxConnections: z.number().int().min(1).max(100_000).default(SERVER_DEFAULTS.maxConnections),
   spoolDirectory: filePath.optional(),

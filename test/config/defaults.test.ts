@@ -20,7 +20,7 @@ const MINIMAL: Config = {
     progressInterval: 10_000,
     maxFrameSize: 1_048_577,
     maxBufferedBody: 1_048_576,
-    largeBodyRate: 33_554_432,
+    largeBodyRate: 4_194_304,
     maxConnections: 256,
     spoolDirectory: '/var/lib/muse-milter/spool',
     shutdownTimeout: 30_000,
