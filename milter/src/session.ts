@@ -366,6 +366,17 @@ export class MilterSession {
     return this.definition.onError;
   }
 
+  /** The verdict after modifications failed part-way: always a tempfail, the one reply that loses nothing. */
+  private modificationsFailed(error: unknown): Verdict {
+    const verdict: Verdict = { kind: 'tempfail' };
+    this.context().log.error('modifications failed while being sent', {
+      code: 'modifications-failed',
+      error: error instanceof Error ? error.message : String(error),
+      verdict: describeVerdict(verdict),
+    });
+    return verdict;
+  }
+
   private verdictResponse(verdict: Verdict): Response {
     return verdict.kind === 'reply' ? { kind: 'replyCode', reply: verdict.reply } : { kind: verdict.kind };
   }
@@ -428,7 +439,16 @@ export class MilterSession {
       this.pendingError = undefined;
       // Modifications make sense only for a message that is kept.
       const keeps = result.verdict.kind === 'continue' || result.verdict.kind === 'accept';
-      if (keeps) yield* modificationResponses(result.modifications ?? []);
+      if (keeps) {
+        try {
+          yield* modificationResponses(result.modifications ?? []);
+        } catch (error) {
+          // A new body that fails while it is being sent (its file or its source gone) leaves the MTA holding part
+          // of it. Only a tempfail makes the MTA drop those changes with the message, whatever onError says.
+          yield this.verdictResponse(this.modificationsFailed(error));
+          return;
+        }
+      }
       yield this.verdictResponse(result.verdict);
     } finally {
       await this.resetMessage(BETWEEN_MESSAGES);
