@@ -5,6 +5,7 @@
 import { writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { workerMallocEnv } from '../../src/daemon/malloc-arenas.ts';
 import { YOUNG_GENERATION_FLAG } from '../../src/daemon/young-generation.ts';
 import { SENDER_DOMAIN } from '../messages.ts';
 import { startTarget, type TargetProcess } from './process.ts';
@@ -80,6 +81,8 @@ export async function startMuse(setup: MuseSetup): Promise<MuseInstance> {
   const child = await startTarget({
     command: process.execPath,
     args: [...profile, YOUNG_GENERATION_FLAG, CLI, 'run', '--config', config],
+    // As the muse-milter command's first line sets it.
+    env: { ...process.env, ...workerMallocEnv({}) },
     stdoutFile: logFile,
     address,
     readyText: 'run: milter listening on',

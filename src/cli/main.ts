@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=2
 /**
  * Entry point of the `muse-milter` command (package.json `bin`): runs the command line, sets the exit code. The
  * first line starts Node with the daemon's young-generation cap (src/daemon/young-generation.ts).

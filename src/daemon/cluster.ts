@@ -30,6 +30,7 @@ import { removePidFile, writePidFile } from './pid-file.ts';
 import { PinRelayPrimary, type PinRelayPeer } from './pin-relay-primary.ts';
 import { PinRelayWorker } from './pin-relay-worker.ts';
 import { warnWhenPinStoreFull } from './pin-store-full.ts';
+import { workerMallocEnv } from './malloc-arenas.ts';
 import { workerExecArgv } from './young-generation.ts';
 
 /** What the primary tells a worker. */
@@ -162,10 +163,11 @@ export async function startPrimary(config: Config, count: number): Promise<Prima
     log: logger,
   });
 
-  // Every worker runs with the young-generation cap, whether or not the primary was started with it.
+  // Every worker runs with the young-generation cap and two allocator arenas, whether or not the primary was
+  // started with them.
   cluster.setupPrimary({ execArgv: workerExecArgv() });
   const startWorker = (number: number): Promise<string> => {
-    const worker = cluster.fork({ [WORKER_ENV]: String(number) });
+    const worker = cluster.fork({ ...workerMallocEnv(), [WORKER_ENV]: String(number) });
     live.set(number, worker);
     const peer = peerOf(number, worker);
     worker.on('message', (message: unknown) => pins.receive(peer, message));

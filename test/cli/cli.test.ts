@@ -71,7 +71,7 @@ describe('muse-milter', () => {
   });
 
   it('runs as a program: shebang, exit codes from the process', () => {
-    assert.ok(readFileSync('src/cli/main.ts', 'utf8').startsWith(`#!/usr/bin/env -S node ${YOUNG_GENERATION_FLAG}\n`));
+    assert.ok(readFileSync('src/cli/main.ts', 'utf8').startsWith(`#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node ${YOUNG_GENERATION_FLAG}\n`));
     const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', timeout: 30_000 });
     const help = run('--help');
     assert.equal(help.status, 0);

@@ -17,6 +17,7 @@ import { YOUNG_GENERATION_FLAG } from '../../src/daemon/young-generation.ts';
 import { RR_TYPE } from '../../src/dns/index.ts';
 import { buildSiteTxt, generateSiteKey, splitCharacterStrings } from '../../src/keys/index.ts';
 import { startFakeDns, zoneHandler, type FakeDnsServer } from '../support/dns-servers.ts';
+import { MALLOC_ARENAS, MALLOC_ARENAS_ENV } from '../../src/daemon/malloc-arenas.ts';
 import { startDaemon, waitFor, type DaemonProcess } from '../support/processes.ts';
 import { eccKey } from '../keys/test-keys.ts';
 
@@ -98,8 +99,11 @@ before(async () => {
       '',
     ].join('\n'),
   );
+  // Started as bare node, without the muse-milter command's Node option and allocator setting.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== MALLOC_ARENAS_ENV));
   muse = await startDaemon(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'run', '--config', config], {
     cwd: join(import.meta.dirname, '..', '..'),
+    env,
   });
   const ready = await waitFor(
     () => {
@@ -142,11 +146,15 @@ describe('milter.workers: 2', () => {
     assert.equal(pids.size, 2, `messages handled by ${[...pids].join(', ')}`);
     assert.deepEqual([...workers].sort(), [1, 2]);
     assert.ok(!pids.has(muse.pid), 'the primary handles no mail');
-    // The primary was started without the young-generation cap: it says so, and gives it to its workers.
+    // The primary was started without the young-generation cap and the arena cap: it says so, and gives both to
+    // its workers.
     assert.match(muse.output(), new RegExp(`run: warning: Node was started without ${YOUNG_GENERATION_FLAG}: `));
+    assert.match(muse.output(), new RegExp(`run: warning: ${MALLOC_ARENAS_ENV} is not set: `));
     for (const pid of pids) {
       const argv = (await readFile(`/proc/${String(pid)}/cmdline`, 'utf8')).split('\0');
       assert.equal(argv[1], YOUNG_GENERATION_FLAG, argv.join(' '));
+      const environ = (await readFile(`/proc/${String(pid)}/environ`, 'utf8')).split('\0');
+      assert.ok(environ.includes(`${MALLOC_ARENAS_ENV}=${MALLOC_ARENAS}`), `worker ${String(pid)} has ${MALLOC_ARENAS_ENV}=${MALLOC_ARENAS}`);
     }
     assert.ok(!(await readFile(`/proc/${muse.pid}/cmdline`, 'utf8')).split('\0').includes(YOUNG_GENERATION_FLAG));
   });

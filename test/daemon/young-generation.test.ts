@@ -34,8 +34,8 @@ describe('young-generation cap', () => {
   });
 
   it('is passed by the muse-milter command and by npm start', () => {
-    assert.equal(readFileSync('src/cli/main.ts', 'utf8').split('\n', 1)[0], `#!/usr/bin/env -S node ${YOUNG_GENERATION_FLAG}`);
+    assert.equal(readFileSync('src/cli/main.ts', 'utf8').split('\n', 1)[0], `#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node ${YOUNG_GENERATION_FLAG}`);
     const scripts = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts;
-    assert.equal(scripts.start, `sh scripts/prepare.sh start && node ${YOUNG_GENERATION_FLAG} dist/src/cli/main.js run`);
+    assert.equal(scripts.start, `sh scripts/prepare.sh start && MALLOC_ARENA_MAX=2 node ${YOUNG_GENERATION_FLAG} dist/src/cli/main.js run`);
   });
 });

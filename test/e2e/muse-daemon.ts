@@ -58,7 +58,7 @@ export class MuseDaemon {
     this.logStart = statSync(this.options.logPath).size;
     // exec: the shell becomes node, so the pid (and process group) is the daemon's own. The Node options are the
     // muse-milter command's.
-    const script = `exec "$0" ${YOUNG_GENERATION_FLAG} --import tsx src/cli/main.ts run --config "$1" >>"$2" 2>&1`;
+    const script = `MALLOC_ARENA_MAX=2 exec "$0" ${YOUNG_GENERATION_FLAG} --import tsx src/cli/main.ts run --config "$1" >>"$2" 2>&1`;
     const daemon = await startDaemon('sh', ['-c', script, process.execPath, this.options.configPath, this.options.logPath], {
       cwd: REPOSITORY_ROOT,
     });

@@ -10,6 +10,7 @@ import { formatMilterAddress, parseMilterAddress } from '../../../milter/src/ind
 import { isWorker, runAsWorker, startPrimary, workerCount } from '../../daemon/cluster.ts';
 import { startDaemon } from '../../daemon/daemon.ts';
 import { chooseSocketGroup } from '../../daemon/socket-group.ts';
+import { mallocArenaWarning } from '../../daemon/malloc-arenas.ts';
 import { youngGenerationWarning } from '../../daemon/young-generation.ts';
 import { provisionSiteKey } from '../../keys/index.ts';
 import { probeResolvers } from '../resolver-probe.ts';
@@ -147,8 +148,9 @@ export const runVerb: Verb = {
     if (path === undefined) await firstRun(config, io);
     const dnsProblem = await probeResolvers(config);
     if (dnsProblem !== undefined) io.stderr(`run: warning: ${dnsProblem}`);
-    const heapProblem = youngGenerationWarning();
-    if (heapProblem !== undefined) io.stderr(`run: warning: ${heapProblem}\n`);
+    for (const memoryProblem of [youngGenerationWarning(), mallocArenaWarning()]) {
+      if (memoryProblem !== undefined) io.stderr(`run: warning: ${memoryProblem}\n`);
+    }
     const workers = workerCount(config.milter.workers);
     if (workers > 1) {
       const primary = await startPrimary(config, workers);

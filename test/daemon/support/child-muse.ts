@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { registerExitCleanup, waitFor, type ExitStatus } from '../../support/processes.ts';
+import { MALLOC_ARENAS, MALLOC_ARENAS_ENV } from '../../../src/daemon/malloc-arenas.ts';
 import { YOUNG_GENERATION_FLAG } from '../../../src/daemon/young-generation.ts';
 import type { LogLine } from './harness.ts';
 
@@ -19,6 +20,9 @@ export const STARTUP_TIMEOUT_MS = 45_000;
 
 /** The command line that runs the CLI from source, with the Node options of the `muse-milter` command. */
 export const CLI = [process.execPath, YOUNG_GENERATION_FLAG, '--import', 'tsx', 'src/cli/main.ts'] as const;
+
+/** The environment the `muse-milter` command adds (its first line): two allocator arenas. */
+export const COMMAND_ENV = { [MALLOC_ARENAS_ENV]: MALLOC_ARENAS } as const;
 
 /** A running `muse-milter` child. */
 export class ChildMuse {
@@ -43,7 +47,7 @@ export class ChildMuse {
   /** Starts `muse-milter ...args` with `env` added to this process's environment. */
   static async start(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<ChildMuse> {
     const [node, ...nodeArgs] = CLI;
-    const child = spawn(node, [...nodeArgs, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(node, [...nodeArgs, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...COMMAND_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', reject);
