@@ -1,8 +1,8 @@
 /**
  * glibc's allocator gives each thread that allocates its own arena. The daemon's event loop, its two opening threads,
  * V8's collector helpers and libuv's pool all allocate buffers, and memory freed in an arena stays with the process:
- * under a stream of messages each arena keeps its peak, and the worker's resident memory rose tens of MiB above the
- * bound its limits imply (BENCHMARKS.md, "Hostile load"). Two arenas keep that within the bound. glibc reads the
+ * under a stream of messages each arena keeps its peak, and the worker's resident memory rose up to 20 MiB above the
+ * bound its limits imply (BENCHMARKS.md, "Hostile load"). Two arenas keep far less of it. glibc reads the
  * setting once, when the process starts, so it is given in the environment: by the `muse-milter` command's first
  * line, `npm start`, and the primary to its worker processes.
  */

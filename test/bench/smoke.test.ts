@@ -122,23 +122,29 @@ describe('bench hostile load', () => {
     assert.equal(memoryBound({ ...limits, workers: 2 }, 100, 0, 8, 1024 * 1024), 112);
   });
 
-  it('renders one row per run with the p99 ratios against the run without hostile mail', () => {
+  it('renders one row per run with the p99 ratios against the median of the runs without hostile mail', () => {
     const ordinary = (p99Out: number, p99In: number) => [
       { direction: 'outbound' as const, rate: 50, messages: 750, errors: 0, errorSamples: [], latencyP50Ms: 5, latencyP99Ms: p99Out },
       { direction: 'inbound' as const, rate: 50, messages: 750, errors: 0, errorSamples: [], latencyP50Ms: 10, latencyP99Ms: p99In },
     ];
+    const alone = (p99Out: number, p99In: number) => ({ shape: 'none', description: 'ordinary mail alone', ordinary: ordinary(p99Out, p99In), peakRssMiB: 130, startRssMiB: 120, boundMiB: 152, cpuCores: 0.5 });
     const report: HostileLoadReport = {
       startedAt: '2026-01-01T00:00:00.000Z', workers: 1, ordinaryRate: 50, ordinaryConnections: 8, seconds: 15, idleRssMiB: 120, limits: {},
       runs: [
-        { shape: 'none', description: 'ordinary mail alone', ordinary: ordinary(20, 40), peakRssMiB: 130, startRssMiB: 120, boundMiB: 152, cpuCores: 0.5 },
+        alone(20, 40),
         {
           shape: 'PKESK flood', description: 'many packets', ordinary: ordinary(30, 100), peakRssMiB: 160, startRssMiB: 130, boundMiB: 150, cpuCores: 0.9,
           hostile: { expected: 'reply 451 4.3.4', sent: 12, outcomes: { 'reply 451 4.3.4': 12 }, errorSamples: [] },
         },
+        alone(30, 50),
+        alone(10, 45),
       ],
     };
     const lines = hostileMarkdown(report);
-    assert.equal(lines.at(-2), '| none (ordinary alone) | 5.00 / 20.00 |  | 10.00 / 40.00 |  |  | 0 | 120 → 130 | 152 | yes | 0.50 |  |');
-    assert.equal(lines.at(-1), '| PKESK flood: many packets | 5.00 / 30.00 | 1.50 | 10.00 / 100.00 | 2.50 | **no** | 0 | 130 → 160 | 150 | **no** | 0.90 | 12 × reply 451 4.3.4 (reply 451 4.3.4) |');
+    // Unloaded: the median of 20, 30, 10 (20) and of 40, 50, 45 (45).
+    assert.match(lines[2] as string, /the median of the 3 runs alone \(20\.00 \/ 45\.00 ms; target ≤ 2\)/);
+    assert.equal(lines.at(-4), '| none (ordinary alone) | 5.00 / 20.00 |  | 10.00 / 40.00 |  |  | 0 | 120 → 130 | 152 | yes | 0.50 |  |');
+    assert.equal(lines.at(-3), '| PKESK flood: many packets | 5.00 / 30.00 | 1.50 | 10.00 / 100.00 | 2.22 | **no** | 0 | 130 → 160 | 150 | **no** | 0.90 | 12 × reply 451 4.3.4 (reply 451 4.3.4) |');
+    assert.equal(lines.at(-1), '| none (ordinary alone) | 5.00 / 10.00 |  | 10.00 / 45.00 |  |  | 0 | 120 → 130 | 152 | yes | 0.50 |  |');
   });
 });
