@@ -272,7 +272,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   return summarise(samples, window);
 }
 
-/** Open loop: message k starts at `started + k / rate` on an idle connection (or as soon as one is free). */
+/**
+ * Open loop: message k starts at `started + k / rate` on an idle connection (or as soon as one is free). The idle
+ * connection that has waited longest is taken, so the messages go round the connections: each connection's SMTP
+ * client (the inbound load's peer servers) sends its part of the load, not the one connection freed last all of it.
+ */
 async function paced(
   sessions: readonly Session[],
   rate: number,
@@ -294,7 +298,7 @@ async function paced(
     if (scheduled >= stopAt || signal?.aborted === true) break;
     const delay = scheduled - performance.now();
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
-    const session = idle.pop() ?? (await new Promise<Session>((resolve) => waiting.push(resolve)));
+    const session = idle.shift() ?? (await new Promise<Session>((resolve) => waiting.push(resolve)));
     const job = one(session, scheduled).finally(() => {
       running.delete(job);
       release(session);
