@@ -29,7 +29,7 @@ export {
   type KeyRrParseResult,
 } from './key-rr.ts';
 export { fingerprintOf, readPublicKeyBytes } from './openpgp-key.ts';
-export { PARSED_KEY_CACHE_SIZE, ParsedKeyCache } from './parsed-key-cache.ts';
+export { PARSED_KEY_CACHE_BYTES, PARSED_KEY_CACHE_SIZE, ParsedKeyCache } from './parsed-key-cache.ts';
 export { MIN_RSA_BITS, validateSiteKey, type KeyRejectReason, type KeyValidation, type ValidatedKey } from './validate.ts';
 export {
   LOOKUP_MEMO_SIZE,
