@@ -12,6 +12,11 @@ import type { CacheInfo, DnsQuerier, DnsResponse } from './transport.ts';
 export interface CacheOptions {
   /** Most questions kept; the least recently used go first. Default 10000. */
   readonly maxEntries?: number;
+  /**
+   * Most bytes of answers kept ({@link answerBytes}); the least recently used go first. Default
+   * {@link DNS_CACHE_BYTES}.
+   */
+  readonly maxBytes?: number;
   /** Upper bound on a positive answer's lifetime, seconds. Default 86400. */
   readonly maxTtlSeconds?: number;
   /**
@@ -23,6 +28,28 @@ export interface CacheOptions {
   readonly maxNegativeTtlSeconds?: number;
   /** Clock for TTLs, milliseconds; tests pass a fake one. It must not return 0. Default `performance`. */
   readonly perf?: { now(): number };
+}
+
+/**
+ * Bytes of answers kept by default. Anyone with a wildcard record can have every message ask about another name
+ * and answer with up to 64 KiB over TCP: counted in questions alone, 10 000 of them would hold hundreds of MiB.
+ * 16 MiB still keeps the answers of about 10 000 domains with a TXT record of 1 KiB.
+ */
+export const DNS_CACHE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * What an answer counts against the byte bound: the bytes of its records' data (TXT strings, raw RDATA), its
+ * name and error texts, and 64 for each record and for the answer itself.
+ */
+export function answerBytes(response: DnsResponse): number {
+  let bytes = 64 + response.name.length;
+  for (const record of response.records) {
+    bytes += 64;
+    if (record.kind === 'txt') for (const text of record.strings) bytes += text.length;
+    else if (record.kind === 'raw') bytes += record.rdata.length;
+  }
+  for (const text of response.malformed) bytes += text.length;
+  return bytes;
 }
 
 /** Caches DNS outcomes by TTL and coalesces concurrent identical lookups. */
@@ -39,6 +66,8 @@ export class CachingResolver implements DnsQuerier {
     const maxNegativeTtl = options.maxNegativeTtlSeconds ?? 3600;
     this.#cache = new LRUCache<string, DnsResponse, Question>({
       max: options.maxEntries ?? 10000,
+      maxSize: options.maxBytes ?? DNS_CACHE_BYTES,
+      sizeCalculation: (response) => answerBytes(response),
       // Read the clock on every check instead of caching it for a millisecond: exact, and no timer per lookup.
       ttlResolution: 0,
       ...(options.perf ? { perf: options.perf } : {}),

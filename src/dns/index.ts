@@ -19,7 +19,7 @@ export {
   type DnsResponse,
   type TransportOptions,
 } from './transport.ts';
-export { CachingResolver, type CacheOptions } from './cache.ts';
+export { answerBytes, CachingResolver, DNS_CACHE_BYTES, type CacheOptions } from './cache.ts';
 
 /** RR type numbers the site-key lookup asks for. */
 export const RR_TYPE = { TXT: 16, KEY: 25, OPENPGPKEY: 61 } as const;

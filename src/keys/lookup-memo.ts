@@ -34,12 +34,26 @@ function validity(lookup: SiteKeyLookup, now: number): number | undefined {
   return until > now ? until : undefined;
 }
 
+/**
+ * Record bytes of the keys the memory keeps, at most. Each lookup holds its parsed keys, about 16 times their bytes
+ * of heap, and a sender with a wildcard record can publish a different 16 KiB key under every name: counted in
+ * domains alone, 10 000 lookups of such keys would hold gigabytes. 2 MiB is about 32 MiB of parsed keys, and still
+ * the lookups of about 2 600 domains with Ed25519 keys (the rest are looked up again, from the DNS cache).
+ */
+export const LOOKUP_MEMO_BYTES = 2 * 1024 * 1024;
+
+/** What one kept lookup counts against {@link LOOKUP_MEMO_BYTES}: its keys' record bytes, and 256 for the rest. */
+export function keptBytes(lookup: SiteKeyLookup): number {
+  return lookup.keys.reduce((sum, key) => sum + key.bytes.length, 256);
+}
+
 /** Wraps a lookup function (by normalised domain) with the memory described above. */
 export function memoiseLookups(
   lookup: (domain: string, now: Date) => Promise<SiteKeyLookup>,
   maxEntries: number,
+  maxBytes: number = LOOKUP_MEMO_BYTES,
 ): (domain: string, now: Date) => Promise<SiteKeyLookup> {
-  const kept = new LRUCache<string, Kept>({ max: maxEntries });
+  const kept = new LRUCache<string, Kept>({ max: maxEntries, maxSize: maxBytes });
   return async (domain, now) => {
     const at = now.getTime();
     const known = kept.get(domain);
@@ -51,7 +65,7 @@ export function memoiseLookups(
     const fresh = await lookup(domain, now);
     const until = validity(fresh, at);
     if (until === undefined) kept.delete(domain);
-    else kept.set(domain, { lookup: fresh, from: at, until });
+    else kept.set(domain, { lookup: fresh, from: at, until }, { size: keptBytes(fresh) });
     return fresh;
   };
 }
