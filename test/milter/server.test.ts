@@ -19,8 +19,6 @@ import {
   decodeResponse,
   MilterClient,
   MilterServer,
-  replaceBody,
-  TEMPFAIL,
   type MilterLogger,
   type Response,
 } from '../../milter/src/index.ts';
@@ -305,51 +303,6 @@ describe('malformed input ends only the connection it came on', () => {
     assert.deepEqual(reasons, ['idle timeout']);
     await server.close();
   });
-});
-
-describe('a new body that fails while it is sent', () => {
-  // What filters hand over as a body can fail part-way (its spool file removed, the thread holding it gone). Part of
-  // the new body is then with the MTA: the message must be tempfailed, never kept with half a body.
-  const failingBody = (onError: 'accept' | 'tempfail') =>
-    defineMilter({
-      name: 'failing-body',
-      actions: ['addHeaders', 'changeBody'],
-      onError: onError === 'accept' ? ACCEPT : TEMPFAIL,
-      createHandler: () => ({
-        async endOfMessage(ctx) {
-          if (ctx.macro('i') === 'F2') return { verdict: CONTINUE, modifications: [replaceBody(Buffer.from('whole\r\n'))] };
-          async function* broken(): AsyncGenerator<Buffer> {
-            yield Buffer.alloc(100_000, 'a');
-            throw new Error('spool file vanished');
-          }
-          return { verdict: CONTINUE, modifications: [addHeader('X-Changed', ' yes'), replaceBody(broken())] };
-        },
-      }),
-    });
-
-  for (const onError of ['accept', 'tempfail'] as const) {
-    test(`with onError ${onError}: the chunks sent, then TEMPFAIL; the error logged; the connection serves the next message`, async () => {
-      const log = memoryLogger();
-      const server = await MilterServer.start(failingBody(onError), { listen: 'inet:0@127.0.0.1', logger: log });
-      const client = await MilterClient.connect(server.address);
-      const send = (queueId: string) =>
-        client.sendMessage({ sender: '<a@a.test>', recipients: ['<b@b.test>'], headers: [{ name: 'Subject', value: ' s' }], body: Buffer.from('x\r\n'), macros: { i: queueId } });
-      const failed = await send('F1');
-      assert.deepEqual(failed.endOfMessage?.verdict, { kind: 'tempfail' });
-      assert.deepEqual(
-        failed.endOfMessage?.modifications.map((m) => (m.kind === 'replaceBody' ? `replaceBody ${m.chunk.length}` : m.kind)),
-        ['addHeader', 'replaceBody 65535', 'replaceBody 34465'],
-      );
-      const line = log.lines.find((l) => l.message === 'modifications failed while being sent');
-      assert.ok(line, 'the failure is logged');
-      assert.deepEqual([line.level, line.fields.code, line.fields.error, line.fields.verdict], ['error', 'modifications-failed', 'spool file vanished', 'tempfail']);
-      const next = await send('F2');
-      assert.deepEqual(next.endOfMessage?.verdict, { kind: 'continue' });
-      assert.deepEqual(next.endOfMessage?.modifications, [{ kind: 'replaceBody', chunk: Buffer.from('whole\r\n') }]);
-      await client.close();
-      await server.close();
-    });
-  }
 });
 
 describe('slow filters and shutdown', () => {
