@@ -65,6 +65,11 @@ interface MessageState {
   oversize: boolean;
   /** The ESMTP parameters of each RCPT (a re-injected copy keeps them), by recipient as given. */
   recipientParameters: Map<string, readonly string[]>;
+  /**
+   * The queue ID as end of message began: the summary line names it even when the MTA closed the connection
+   * meanwhile, which clears the connection's macros.
+   */
+  queueId?: string | undefined;
 }
 
 /** Bytes of a message as the size limit counts them: header fields (name, colon, value, CRLF) and body. */
@@ -227,6 +232,7 @@ class MuseHandler implements MilterHandler {
     if (state === undefined) return { verdict: CONTINUE };
     // From here on the message is this step's alone: a connection lost meanwhile (close) must not summarise it too.
     this.state = undefined;
+    state.queueId = ctx.macro('i');
     const early = state.early;
     early?.feed.end();
     const { runtime } = state;
@@ -354,7 +360,7 @@ class MuseHandler implements MilterHandler {
     const { runtime } = state;
     const sender = ctx.message.sender === undefined ? '' : bareAddress(ctx.message.sender);
     messageLine(ctx.log, {
-      queueId: ctx.macro('i'),
+      queueId: ctx.macro('i') ?? state.queueId,
       direction: state.direction,
       senderDomain: sender.includes('@') ? sender.slice(sender.lastIndexOf('@') + 1).toLowerCase() : undefined,
       recipientDomains: [...new Set(domains)],
