@@ -124,10 +124,15 @@ export async function* chunkBody(source: BodySource): AsyncGenerator<Buffer> {
   const pieces: AsyncIterable<Uint8Array> | Iterable<Uint8Array> =
     source instanceof Uint8Array ? [source] : source instanceof Readable ? source : source;
   for await (const piece of pieces) {
-    const buffer = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
-    for (let offset = 0; offset < buffer.length; offset += MAX_BODY_CHUNK) {
-      yield buffer.subarray(offset, Math.min(offset + MAX_BODY_CHUNK, buffer.length));
+    let rest = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+    while (rest.length > MAX_BODY_CHUNK) {
+      yield rest.subarray(0, MAX_BODY_CHUNK);
+      rest = rest.subarray(MAX_BODY_CHUNK);
     }
+    // The last piece is yielded with nothing of it kept here: while the writer waits for the socket, the piece is
+    // no longer this generator's to hold (see frame-pool.ts: chunks held through such waits outlive the young
+    // collections).
+    if (rest.length > 0) yield rest;
   }
 }
 

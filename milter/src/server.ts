@@ -13,12 +13,14 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { formatMilterAddress, parseMilterAddress, type MilterAddress } from './address.ts';
 import { decodeCommand, type Command } from './codec/commands.ts';
 import { FrameDecoder } from './codec/frame-decoder.ts';
-import { encodeResponse, encodeResponseParts, type Response } from './codec/responses.ts';
+import { encodeResponse, type Response } from './codec/responses.ts';
+import { FramePool } from './frame-pool.ts';
 import { MilterProtocolError, MilterUsageError } from './errors.ts';
 import { silentLogger, withContext, type MilterLogger } from './logger.ts';
 import { defineMilter, type MilterDefinition } from './milter.ts';
 import { MilterSession } from './session.ts';
 import { TEMPFAIL } from './verdicts.ts';
+import { ResponseCode } from './constants.ts';
 
 /** Options of {@link MilterServer}. Every limit has a documented default. */
 export interface MilterServerOptions {
@@ -78,6 +80,12 @@ export const SERVER_DEFAULTS = {
 } as const;
 
 const PROGRESS_FRAME = encodeResponse({ kind: 'progress' });
+/** A buffer to write, and what returns it to its pool once written. */
+interface OutgoingPart {
+  readonly buffer: Buffer;
+  readonly release?: () => void;
+}
+
 /** Reply batches from this size on are written as a gathering write rather than copied into one buffer. */
 const GATHER_MIN_BYTES = 64 * 1024;
 
@@ -119,6 +127,8 @@ export class MilterServer extends EventEmitter {
   private draining = false;
   private boundAddress: MilterAddress | undefined;
   private readonly log: MilterLogger;
+  /** Buffers for the body frames every connection writes back (see frame-pool.ts). */
+  private readonly framePool = new FramePool();
 
   private constructor(
     private readonly definition: MilterDefinition,
@@ -231,14 +241,14 @@ export class MilterServer extends EventEmitter {
         return;
       }
       this.log.warn('connection limit reached, answering tempfail and closing', { conn: id, maxConnections: limit });
-      const refused = new Connection(id, socket, OVERLOADED, { ...this.options, refuse: true }, this.log, () => {
+      const refused = new Connection(id, socket, OVERLOADED, { ...this.options, refuse: true, framePool: this.framePool }, this.log, () => {
         this.refused.delete(id);
         this.emit('connectionRefused', id);
       });
       this.refused.set(id, refused);
       return;
     }
-    const connection = new Connection(id, socket, this.definition, this.options, this.log, (reason) => {
+    const connection = new Connection(id, socket, this.definition, { ...this.options, framePool: this.framePool }, this.log, (reason) => {
       this.connections.delete(id);
       this.emit('connectionClosed', id, reason);
     });
@@ -293,6 +303,8 @@ async function removeStaleSocket(path: string): Promise<void> {
 interface ConnectionOptions extends MilterServerOptions {
   /** Close the connection once the first verdict after the negotiation is written (a connection beyond the limit). */
   refuse?: boolean;
+  /** The server's buffers for body frames written back. */
+  framePool: FramePool;
 }
 
 class Connection {
@@ -389,11 +401,12 @@ class Connection {
     this.busy = true;
     try {
       while (this.queue.length > 0 && !this.closing) {
-        const chunk = this.queue.shift() as Buffer;
-        for (const frame of this.decoder.push(chunk)) {
+        let wait: Promise<void> | undefined;
+        for (const frame of this.decoder.push(this.queue.shift() as Buffer)) {
           const command = decodeCommand(frame);
-          await this.pace(command);
           const replied = await this.execute(command);
+          // Takers go in order, so the last wait is the one to keep.
+          wait = this.pace(command) ?? wait;
           if (this.closing) return;
           if (this.options.refuse === true && replied && command.kind !== 'optneg') {
             this.finish('connection limit');
@@ -403,6 +416,13 @@ class Connection {
             this.destroy('quit');
             return;
           }
+        }
+        // The wait for the pace of large bodies comes once the bytes read have been handled, with the socket
+        // paused: a body chunk held through the wait would outlive the young collections, and the old generation's
+        // collections that then free it pause the event loop for every connection.
+        if (wait !== undefined) {
+          this.socket.pause();
+          await wait;
         }
       }
     } catch (error) {
@@ -419,20 +439,19 @@ class Connection {
     else this.socket.resume();
   }
 
-  /** Counts the body bytes of the message and, past the pacer's threshold, waits for its leave to go on. */
-  private async pace(command: Command): Promise<void> {
+  /** Counts the body bytes of the message and, past the pacer's threshold, takes them: the wait for their turn, if any. */
+  private pace(command: Command): Promise<void> | undefined {
     const pacer = this.options.bodyPacer;
-    if (pacer === undefined) return;
+    if (pacer === undefined) return undefined;
     if (command.kind !== 'body') {
       // Not at end of message: the message stays a large one while its new body is written back.
       if (command.kind === 'mail' || command.kind === 'abort') this.bodyBytes = 0;
-      return;
+      return undefined;
     }
     const before = this.bodyBytes;
     this.bodyBytes += command.chunk.length;
-    if (this.bodyBytes <= pacer.aboveBytes) return;
-    const wait = pacer.take(this.bodyBytes - Math.max(before, pacer.aboveBytes));
-    if (wait !== undefined) await wait;
+    if (this.bodyBytes <= pacer.aboveBytes) return undefined;
+    return pacer.take(this.bodyBytes - Math.max(before, pacer.aboveBytes));
   }
 
   /** Runs one command and writes its replies; returns whether there were any. */
@@ -453,12 +472,19 @@ class Connection {
       first = await next;
     }
     const limit = this.options.writeBatchBytes ?? SERVER_DEFAULTS.writeBatchBytes;
-    let batch: Buffer[] = [];
+    let batch: OutgoingPart[] = [];
     let batchBytes = 0;
     for (let result = first; !result.done; result = await next) {
-      for (const part of encodeResponseParts(result.value)) {
-        batch.push(part);
-        batchBytes += part.length;
+      const response = result.value;
+      if (response.kind === 'replaceBody') {
+        // Copied into a reusable frame, so the chunk itself is garbage at once (see frame-pool.ts).
+        const { frame, release } = this.options.framePool.frame(ResponseCode.ReplaceBody, response.chunk);
+        batch.push({ buffer: frame, release });
+        batchBytes += frame.length;
+      } else {
+        const buffer = encodeResponse(response);
+        batch.push({ buffer });
+        batchBytes += buffer.length;
       }
       if (batchBytes >= limit) {
         await this.write(batch, batchBytes);
@@ -474,15 +500,25 @@ class Connection {
   /**
    * Writes the buffers as one write, so that over TCP no segment boundary lets Nagle's algorithm or a delayed
    * ACK hold the rest. Small batches (the usual replies) are joined into one buffer, the cheapest write there
-   * is; large ones (body chunks) leave corked, in one gathering system call, without being copied.
+   * is; large ones (body frames) leave corked, in one gathering system call, and each pooled frame goes back to
+   * its pool once the socket has written it.
    */
-  private write(parts: readonly Buffer[], bytes: number): Promise<void> {
-    if (this.closing || this.socket.destroyed) return Promise.resolve();
+  private write(parts: readonly OutgoingPart[], bytes: number): Promise<void> {
+    if (this.closing || this.socket.destroyed) {
+      for (const part of parts) part.release?.();
+      return Promise.resolve();
+    }
     if (parts.length === 1 || bytes < GATHER_MIN_BYTES) {
-      this.socket.write(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, bytes));
+      const only = parts.length === 1 ? (parts[0] as OutgoingPart) : undefined;
+      if (only !== undefined) this.socket.write(only.buffer, only.release);
+      else {
+        this.socket.write(Buffer.concat(parts.map((part) => part.buffer), bytes));
+        for (const part of parts) part.release?.();
+      }
     } else {
       this.socket.cork();
-      for (const part of parts) this.socket.write(part);
+      // Each pooled frame goes back to its pool once the socket is done with it (written, or dropped with the socket).
+      for (const part of parts) this.socket.write(part.buffer, part.release);
       this.socket.uncork();
     }
     if (!this.socket.writableNeedDrain) return Promise.resolve();

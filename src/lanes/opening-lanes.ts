@@ -21,7 +21,6 @@ import { PortRpc } from './port-rpc.ts';
 import { pullChunks, serveChunks } from './pulled-chunks.ts';
 import { SenderCosts, type Lane } from './sender-costs.ts';
 import { siblingModule, startWorker } from './thread-start.ts';
-import { pacedChunks } from '../stream/collection-pacer.ts';
 
 /** The nice value of each lane's thread. */
 export const LANE_NICE: Readonly<Record<Lane, number>> = { foreground: 0, background: 19 };
@@ -298,11 +297,12 @@ function errorFrom(crossing: CrossingError): Error {
 function remoteBody(thread: LaneThread, job: number, shape: { size: number; spooled: boolean }): OutputBody {
   let reads = 0;
   let disposed = false;
-  // Each chunk arrives in a buffer of its own that is garbage once written to the MTA: counted for the paced
-  // collections (collection-pacer.ts), as a chunk read back from a spool file is.
+  // Not counted for the paced collections (collection-pacer.ts): the milter library copies each chunk into a
+  // reusable frame at once, so the chunk is garbage while young, and a forced full collection of the event loop's
+  // heap would pause every connection for tens of milliseconds.
   const chunks = (): AsyncIterable<Buffer> => {
     if (thread.stopped) throw new Error(`the ${thread.lane} opening thread stopped before the opened body was read`);
-    return thread.holdingWhile(pacedChunks(pullChunks(thread.rpc, STREAMS.opened, { job, stream: reads++ })));
+    return thread.holdingWhile(pullChunks(thread.rpc, STREAMS.opened, { job, stream: reads++ }));
   };
   return {
     size: shape.size,

@@ -58,17 +58,21 @@ export class ByteRate implements BodyPacer {
     return sleep((-this.#tokens / rate) * 1000);
   }
 
-  /** Yields `chunks`, taking what goes past {@link aboveBytes} from the bucket first. */
+  /**
+   * Yields `chunks`, taking what goes past {@link aboveBytes} from the bucket. A chunk's wait comes after it was
+   * handed on, before the next is read: a chunk held through its wait would outlive the event loop's young
+   * collections, and the old generation's collections that then free them pause the event loop for every message.
+   */
   async *paced(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     let seen = 0;
     for await (const chunk of chunks) {
       const before = seen;
       seen += chunk.length;
+      yield chunk;
       if (seen > this.aboveBytes) {
         const wait = this.take(seen - Math.max(before, this.aboveBytes));
         if (wait !== undefined) await wait;
       }
-      yield chunk;
     }
   }
 }

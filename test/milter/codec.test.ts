@@ -11,7 +11,6 @@ import {
   decodeResponse,
   encodeCommand,
   encodeResponse,
-  encodeResponseParts,
   FrameDecoder,
   MilterProtocolError,
   ResponseCode,
@@ -119,22 +118,6 @@ function describeVectors<T extends Command | Response>(
 
 describeVectors('commands (MTA to filter)', COMMAND_VECTORS, decodeCommand, encodeCommand);
 describeVectors('responses (filter to MTA)', RESPONSE_VECTORS, decodeResponse, encodeResponse);
-
-describe('responses as the buffers of one frame', () => {
-  test('every response vector: the parts joined are the frame, byte for byte', () => {
-    for (const vector of RESPONSE_VECTORS) {
-      assert.deepEqual(Buffer.concat(encodeResponseParts(vector.value)), bytes(vector.hex), vector.name);
-    }
-  });
-
-  test('a body chunk is sent as it is, behind a five-byte header, never copied', () => {
-    const chunk = Buffer.alloc(65535, 0x61);
-    const parts = encodeResponseParts({ kind: 'replaceBody', chunk });
-    assert.equal(parts.length, 2);
-    assert.deepEqual(parts[0], Buffer.from([0x00, 0x01, 0x00, 0x00, 0x62]));
-    assert.equal(parts[1], chunk);
-  });
-});
 
 describe('decoder leniency kept on purpose', () => {
   test('optneg fields a newer MTA appends are ignored, as libmilter does', () => {

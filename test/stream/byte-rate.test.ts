@@ -71,4 +71,30 @@ describe('byte rate', () => {
     assert.equal(total, 1500 * 1024);
     assert.deepEqual(taken, [1200 * 1024 - MIB, 300 * 1024]);
   });
+
+  it('hands a chunk on before its wait, and reads the next only after it: no chunk is held while the body waits', async () => {
+    const rate = new ByteRate(MIB, 0, () => 0);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    rate.take = () => held;
+    const pulled: number[] = [];
+    async function* body(): AsyncGenerator<Buffer> {
+      for (let i = 1; i <= 2; i++) {
+        pulled.push(i);
+        yield Buffer.alloc(1024, i);
+      }
+    }
+    const chunks = rate.paced(body());
+    const first = await chunks.next();
+    assert.equal(first.value?.[0], 1, 'the first chunk is handed on while its bytes are still owed');
+    let settled = false;
+    const next = chunks.next().finally(() => (settled = true));
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(pulled, [1], 'the next chunk is not read while the wait holds');
+    assert.equal(settled, false);
+    release();
+    const second = await next;
+    assert.equal(second.value?.[0], 2);
+    assert.deepEqual(pulled, [1, 2]);
+  });
 });

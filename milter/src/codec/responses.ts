@@ -6,7 +6,7 @@ import { MacroStage, ResponseCode } from '../constants.ts';
 import { MilterProtocolError } from '../errors.ts';
 import type { Frame } from './frame-decoder.ts';
 import { printable } from './commands.ts';
-import { cstrings, encodeFrame, frameHeader, uint32, WireReader } from './wire.ts';
+import { cstrings, encodeFrame, uint32, WireReader } from './wire.ts';
 
 /** A macro list requested for one stage in the negotiation reply. */
 export interface MacroRequest {
@@ -114,13 +114,6 @@ const SIMPLE_CODES: Record<SimpleResponse['kind'], string> = {
 };
 const SIMPLE_KINDS = new Map(Object.entries(SIMPLE_CODES).map(([kind, code]) => [code, kind as SimpleResponse['kind']]));
 
-/**
- * Encodes a reply as the buffers of one frame, in order: a body chunk is not copied (header, then the chunk
- * itself), so it must stay unchanged until written; every other reply is one buffer.
- */
-export function encodeResponseParts(response: Response): Buffer[] {
-  return response.kind === 'replaceBody' ? [frameHeader(ResponseCode.ReplaceBody, response.chunk.length), response.chunk] : [encodeResponse(response)];
-}
 
 /** Encodes a reply as one frame. */
 export function encodeResponse(response: Response): Buffer {

@@ -21,17 +21,6 @@ export function encodeFrame(code: string, data?: Buffer): Buffer {
   return frame;
 }
 
-/**
- * The length and code of a frame whose data (`dataLength` bytes) is sent as a separate buffer: body chunks
- * go out without being copied into a frame first.
- */
-export function frameHeader(code: string, dataLength: number): Buffer {
-  const header = Buffer.allocUnsafe(LENGTH_BYTES + 1);
-  header.writeUInt32BE(1 + dataLength, 0);
-  header.write(code, LENGTH_BYTES, 'latin1');
-  return header;
-}
-
 /** Encodes strings as consecutive NUL-terminated byte strings. */
 export function cstrings(...values: string[]): Buffer {
   let size = 0;
