@@ -31,6 +31,21 @@ describe('network lists', () => {
     assert.throws(() => parseNetwork('10.0.0.0/33'), /'10.0.0.0\/33' has an invalid prefix length/);
     assert.throws(() => parseNetwork('example.org/8'), /'example.org\/8' is not an IP network/);
     assert.throws(() => parseNetwork('::1/129'), /invalid prefix length/);
+    assert.throws(() => parseNetwork('10.0.0.0/08'), /'10.0.0.0\/08' has an invalid prefix length/);
+    assert.throws(() => parseNetwork('10.0.0.0/+8'), /invalid prefix length/);
+    assert.throws(() => parseNetwork('10.0.0.0/8/8'), /'10.0.0.0\/8\/8' is not an IP network/);
+    // Legacy IPv4 spellings that lenient parsers take as 127.0.0.1 are not addresses here.
+    assert.throws(() => parseNetwork('127.1/8'), /is not an IP network/);
+    assert.throws(() => parseNetwork('0x7f.0.0.1'), /is not an IP network/);
+  });
+
+  test('an address with a zone index is the address; a NAT64 address is IPv6, not the IPv4 inside it; legacy spellings match nothing', () => {
+    const local = new NetworkList(['fe80::/10', '192.0.2.0/24']);
+    assert.equal(local.contains('fe80::1%eth0'), true);
+    assert.equal(local.contains('64:ff9b::192.0.2.1'), false);
+    assert.equal(local.contains('::ffff:c000:201'), true);
+    assert.equal(list.contains('127.1'), false);
+    assert.equal(list.contains('0177.0.0.1'), false);
   });
 });
 
@@ -67,10 +82,13 @@ describe('sender networks (the key of a sender\'s CPU account)', () => {
     assert.equal(senderNetwork('2001:db8:1:2:ffff:ffff:ffff:ffff'), '2001:db8:1:2::/64');
     assert.equal(senderNetwork('2001:db8:1:3::1'), '2001:db8:1:3::/64');
     assert.equal(senderNetwork('::1'), '0:0:0:0::/64');
+    assert.equal(senderNetwork('::ffff:c000:219'), '192.0.2.25', 'the mapped address in hex is the same sender');
+    assert.equal(senderNetwork('2001:db8:1:2::1%eth0'), '2001:db8:1:2::/64');
   });
 
   test('gives nothing for what is not an IP address', () => {
     assert.equal(senderNetwork('localhost'), undefined);
     assert.equal(senderNetwork(''), undefined);
+    assert.equal(senderNetwork('127.1'), undefined);
   });
 });
