@@ -197,21 +197,26 @@ export function markdown(report: BenchReport): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** A run's ordinary-mail figure of one direction (NaN when the run has none). */
+function ordinaryFigure(run: HostileRun, direction: OrdinaryFigures['direction'], figure: 'latencyP50Ms' | 'latencyP99Ms'): number {
+  return run.ordinary.find((o) => o.direction === direction)?.[figure] ?? Number.NaN;
+}
+
 /**
  * The unloaded p99 of each direction: the median of the runs of ordinary mail alone (at the start, the middle and
  * the end of the phase), so that one quiet or one disturbed window does not set every ratio.
  */
 export function unloadedP99(runs: readonly HostileRun[]): Record<OrdinaryFigures['direction'], number> {
   const alone = runs.filter((r) => r.shape === 'none');
-  const of = (direction: OrdinaryFigures['direction']): number => median(alone.map((r) => r.ordinary.find((o) => o.direction === direction)?.latencyP99Ms ?? Number.NaN));
+  const of = (direction: OrdinaryFigures['direction']): number => median(alone.map((r) => ordinaryFigure(r, direction, 'latencyP99Ms')));
   return { outbound: of('outbound'), inbound: of('inbound') };
 }
 
 /** The hostile-load section: one row per run, ordinary p99 against the unloaded p99, memory against its bound. */
 export function hostileMarkdown(h: HostileLoadReport): string[] {
   const unloaded = unloadedP99(h.runs);
-  const p99 = (run: HostileRun, direction: OrdinaryFigures['direction']): number => run.ordinary.find((o) => o.direction === direction)?.latencyP99Ms ?? Number.NaN;
-  const p50 = (run: HostileRun, direction: OrdinaryFigures['direction']): number => run.ordinary.find((o) => o.direction === direction)?.latencyP50Ms ?? Number.NaN;
+  const p99 = (run: HostileRun, direction: OrdinaryFigures['direction']): number => ordinaryFigure(run, direction, 'latencyP99Ms');
+  const p50 = (run: HostileRun, direction: OrdinaryFigures['direction']): number => ordinaryFigure(run, direction, 'latencyP50Ms');
   const errors = (run: HostileRun): number => run.ordinary.reduce((sum, o) => sum + o.errors, 0);
   const lines = [
     `### Hostile load (run of ${h.startedAt}${h.loadAverage === undefined ? '' : `; load average ${h.loadAverage}`})`,
