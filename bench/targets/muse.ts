@@ -5,7 +5,7 @@
 import { writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { workerMallocEnv } from '../../src/daemon/malloc-arenas.ts';
+import { MALLOC_ARENAS, MALLOC_ARENAS_ENV } from '../../src/daemon/malloc-arenas.ts';
 import { YOUNG_GENERATION_FLAG } from '../../src/daemon/young-generation.ts';
 import { SENDER_DOMAIN } from '../messages.ts';
 import { startTarget, type TargetProcess } from './process.ts';
@@ -82,7 +82,7 @@ export async function startMuse(setup: MuseSetup): Promise<MuseInstance> {
     command: process.execPath,
     args: [...profile, YOUNG_GENERATION_FLAG, CLI, 'run', '--config', config],
     // As the muse-milter command's first line sets it.
-    env: { ...process.env, ...workerMallocEnv({}) },
+    env: { ...process.env, [MALLOC_ARENAS_ENV]: MALLOC_ARENAS },
     stdoutFile: logFile,
     address,
     readyText: 'run: milter listening on',

@@ -5,14 +5,11 @@
  * for every connection. Copying each chunk into a frame from this pool instead lets the chunk die young, and the
  * frames, returned once the socket is done with them, are never garbage.
  */
-import { LENGTH_BYTES } from './codec/wire.ts';
+import { encodeFrame, FRAME_HEADER_BYTES, writeFrame } from './codec/wire.ts';
 import { MAX_BODY_CHUNK } from './constants.ts';
 
-/** Bytes of a frame's length and code. */
-const HEADER_BYTES = LENGTH_BYTES + 1;
-
 /** Bytes of one pooled buffer: the largest body frame. */
-export const POOLED_FRAME_BYTES = HEADER_BYTES + MAX_BODY_CHUNK;
+export const POOLED_FRAME_BYTES = FRAME_HEADER_BYTES + MAX_BODY_CHUNK;
 
 /** Buffers kept for reuse by default: 4 MiB, the frames of 16 connections' write batches at once. */
 export const DEFAULT_POOLED_FRAMES = 64;
@@ -46,12 +43,12 @@ export class FramePool {
     if (buffer === undefined || chunk.length > MAX_BODY_CHUNK) {
       // The pool is all in flight: a frame of its own, as without a pool.
       if (buffer !== undefined) this.#free.push(buffer);
-      return { frame: fill(Buffer.allocUnsafe(HEADER_BYTES + chunk.length), code, chunk), release: () => undefined };
+      return { frame: encodeFrame(code, chunk), release: () => undefined };
     }
     const pooled = buffer;
     let released = false;
     return {
-      frame: fill(pooled, code, chunk),
+      frame: writeFrame(pooled, code, chunk),
       release: () => {
         if (released) return;
         released = true;
@@ -61,10 +58,3 @@ export class FramePool {
   }
 }
 
-/** Writes the frame of `chunk` at the start of `target`; returns the frame. */
-function fill(target: Buffer, code: string, chunk: Uint8Array): Buffer {
-  target.writeUInt32BE(1 + chunk.length, 0);
-  target.write(code, LENGTH_BYTES, 'latin1');
-  target.set(chunk, HEADER_BYTES);
-  return target.subarray(0, HEADER_BYTES + chunk.length);
-}

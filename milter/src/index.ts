@@ -12,7 +12,7 @@ export type { Frame, FrameDecoderOptions } from './codec/frame-decoder.ts';
 export { decodeCommand, encodeCommand } from './codec/commands.ts';
 export type { Command, ConnectFamily } from './codec/commands.ts';
 export { decodeResponse, encodeResponse } from './codec/responses.ts';
-export { FramePool, DEFAULT_POOLED_FRAMES, POOLED_FRAME_BYTES, type PooledFrame } from './frame-pool.ts';
+export { FramePool, POOLED_FRAME_BYTES } from './frame-pool.ts';
 export type { MacroRequest, Response } from './codec/responses.ts';
 export { negotiate, STEPS } from './negotiation.ts';
 export type { ActionName, Negotiated, NegotiationRequest, Step } from './negotiation.ts';

@@ -404,9 +404,10 @@ class Connection {
         let wait: Promise<void> | undefined;
         for (const frame of this.decoder.push(this.queue.shift() as Buffer)) {
           const command = decodeCommand(frame);
-          const replied = await this.execute(command);
-          // Takers go in order, so the last wait is the one to keep.
+          // Counted before the command runs (a message's count restarts at MAIL); takers go in order, so the last
+          // wait is the one to keep.
           wait = this.pace(command) ?? wait;
+          const replied = await this.execute(command);
           if (this.closing) return;
           if (this.options.refuse === true && replied && command.kind !== 'optneg') {
             this.finish('connection limit');

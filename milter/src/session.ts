@@ -20,7 +20,7 @@ import { debugEnabled, silentLogger, withContext, type MilterLogger } from './lo
 import type { ConnectInfo, EndOfMessageResult, MessageState, MilterContext, MilterDefinition, MilterHandler } from './milter.ts';
 import { checkModifications, modificationResponses } from './modifications.ts';
 import { negotiate, NO_REPLY_FLAG, STEPS, type Negotiated, type Step } from './negotiation.ts';
-import { describeVerdict, type Verdict } from './verdicts.ts';
+import { describeVerdict, TEMPFAIL, type Verdict } from './verdicts.ts';
 
 /** Options of {@link MilterSession}. */
 export interface SessionOptions {
@@ -368,7 +368,7 @@ export class MilterSession {
 
   /** The verdict after modifications failed part-way: always a tempfail, the one reply that loses nothing. */
   private modificationsFailed(error: unknown): Verdict {
-    const verdict: Verdict = { kind: 'tempfail' };
+    const verdict: Verdict = TEMPFAIL;
     this.context().log.error('modifications failed while being sent', {
       code: 'modifications-failed',
       error: error instanceof Error ? error.message : String(error),

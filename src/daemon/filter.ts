@@ -65,11 +65,6 @@ interface MessageState {
   oversize: boolean;
   /** The ESMTP parameters of each RCPT (a re-injected copy keeps them), by recipient as given. */
   recipientParameters: Map<string, readonly string[]>;
-  /**
-   * The queue ID as end of message began: the summary line names it even when the MTA closed the connection
-   * meanwhile, which clears the connection's macros.
-   */
-  queueId?: string | undefined;
 }
 
 /** Bytes of a message as the size limit counts them: header fields (name, colon, value, CRLF) and body. */
@@ -232,7 +227,9 @@ class MuseHandler implements MilterHandler {
     if (state === undefined) return { verdict: CONTINUE };
     // From here on the message is this step's alone: a connection lost meanwhile (close) must not summarise it too.
     this.state = undefined;
-    state.queueId = ctx.macro('i');
+    // Taken now: the summary line names it even when the MTA closes the connection meanwhile, which clears the
+    // connection's macros.
+    const queueId = ctx.macro('i');
     const early = state.early;
     early?.feed.end();
     const { runtime } = state;
@@ -286,7 +283,7 @@ class MuseHandler implements MilterHandler {
     if (observesOnly(runtime)) outcome = observed(outcome);
     const keeps = outcome.result.verdict.kind === 'continue' || outcome.result.verdict.kind === 'accept';
     const result: EndOfMessageResult = keeps && strip.length > 0 && !observesOnly(runtime) ? { ...outcome.result, modifications: [...strip, ...(outcome.result.modifications ?? [])] } : outcome.result;
-    this.summary(ctx, state, outcome, recipients.map((r) => recipientDomain(r, runtime.config.site.domain)));
+    this.summary(ctx, state, outcome, recipients.map((r) => recipientDomain(r, runtime.config.site.domain)), queueId);
     this.finish(state);
     return result;
   }
@@ -356,11 +353,11 @@ class MuseHandler implements MilterHandler {
     return reply(452, '4.5.3', 'Too many recipients for one message; send to this one in a separate transaction');
   }
 
-  private summary(ctx: MilterContext, state: MessageState, outcome: MessageOutcome, domains: readonly string[]): void {
+  private summary(ctx: MilterContext, state: MessageState, outcome: MessageOutcome, domains: readonly string[], queueId = ctx.macro('i')): void {
     const { runtime } = state;
     const sender = ctx.message.sender === undefined ? '' : bareAddress(ctx.message.sender);
     messageLine(ctx.log, {
-      queueId: ctx.macro('i') ?? state.queueId,
+      queueId,
       direction: state.direction,
       senderDomain: sender.includes('@') ? sender.slice(sender.lastIndexOf('@') + 1).toLowerCase() : undefined,
       recipientDomains: [...new Set(domains)],

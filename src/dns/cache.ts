@@ -67,7 +67,7 @@ export class CachingResolver implements DnsQuerier {
     this.#cache = new LRUCache<string, DnsResponse, Question>({
       max: options.maxEntries ?? 10000,
       maxSize: options.maxBytes ?? DNS_CACHE_BYTES,
-      sizeCalculation: (response) => answerBytes(response),
+      sizeCalculation: answerBytes,
       // Read the clock on every check instead of caching it for a millisecond: exact, and no timer per lookup.
       ttlResolution: 0,
       ...(options.perf ? { perf: options.perf } : {}),

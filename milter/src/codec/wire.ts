@@ -11,14 +11,21 @@ import { MilterProtocolError, type ProtocolErrorCode } from '../errors.ts';
 /** The four-byte length prefix of every frame. */
 export const LENGTH_BYTES = 4;
 
+/** Bytes of a frame before its data: the length and the command byte. */
+export const FRAME_HEADER_BYTES = LENGTH_BYTES + 1;
+
 /** Encodes one frame: length (command byte plus data), command byte, data. */
-export function encodeFrame(code: string, data?: Buffer): Buffer {
+export function encodeFrame(code: string, data?: Uint8Array): Buffer {
+  return writeFrame(Buffer.allocUnsafe(FRAME_HEADER_BYTES + (data?.length ?? 0)), code, data);
+}
+
+/** Writes the frame of `data` at the start of `target` (large enough); returns the frame, a view of `target`. */
+export function writeFrame(target: Buffer, code: string, data?: Uint8Array): Buffer {
   const length = 1 + (data?.length ?? 0);
-  const frame = Buffer.allocUnsafe(LENGTH_BYTES + length);
-  frame.writeUInt32BE(length, 0);
-  frame.write(code, LENGTH_BYTES, 'latin1');
-  data?.copy(frame, LENGTH_BYTES + 1);
-  return frame;
+  target.writeUInt32BE(length, 0);
+  target.write(code, LENGTH_BYTES, 'latin1');
+  if (data !== undefined) target.set(data, FRAME_HEADER_BYTES);
+  return target.subarray(0, LENGTH_BYTES + length);
 }
 
 /** Encodes strings as consecutive NUL-terminated byte strings. */
